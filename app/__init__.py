@@ -1,0 +1,30 @@
+"""The application factory: create_app() builds the app, step by step."""
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import errors, health, request_id
+from app.config import ensure_secret_key, load_config
+from app.log import init_logging
+
+
+def create_app(test_config=None, instance_path=None, env_file=None):
+    """Create and configure the app.
+
+    test_config overrides every other settings layer; instance_path and env_file
+    let tests use their own instance folder and .env instead of the project's.
+    """
+    init_logging()
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
+    load_config(app, test_config, env_file)
+    ensure_secret_key(app)
+    app.json.ensure_ascii = False  # keep Chinese (and all non-ASCII) readable
+
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+
+    request_id.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    return app

@@ -1,0 +1,22 @@
+"""Every HTTP error answers JSON with its true status code, never a traceback."""
+
+from flask import current_app
+from werkzeug.exceptions import HTTPException
+
+
+def init_app(app):
+    """Answer every HTTP error of app, 500 included, as JSON."""
+    app.register_error_handler(HTTPException, json_error)
+
+
+def json_error(error):
+    """Turn an HTTPException into JSON, keeping its headers (405 keeps Allow).
+
+    An unhandled exception reaches here as a 500 whose text is generic: Flask has
+    already logged its traceback (with the request id), and nothing of it leaks.
+    """
+    response = error.get_response()
+    body = {"status": error.code, "error": error.name, "message": error.description}
+    response.data = current_app.json.dumps(body)
+    response.content_type = "application/json"
+    return response

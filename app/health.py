@@ -1,0 +1,41 @@
+"""Health endpoints for load balancers and monitors.
+
+/health/ping answers at once with no I/O: it says the process is up.
+/health/ready runs the readiness checks the app registers, e.g. in create_app:
+
+    def database_answers():
+        db.session.execute(text("SELECT 1"))  # raises when the database is down
+
+    health.add_check(app, "database", database_answers)
+"""
+
+from flask import Blueprint, current_app
+
+bp = Blueprint("health", __name__, url_prefix="/health")
+
+
+def add_check(app, name, check):
+    """Register check, a function that raises or returns False when not ready."""
+    app.extensions.setdefault("health_checks", {})[name] = check
+
+
+@bp.get("/ping")
+def ping():
+    """Say the process is up: cheap enough to call constantly."""
+    return {"status": "ok", "app": current_app.config["APP_NAME"]}
+
+
+@bp.get("/ready")
+def ready():
+    """Run every readiness check; 503 names those that fail."""
+    failing = []
+    for name, check in current_app.extensions.get("health_checks", {}).items():
+        try:
+            if check() is False:
+                failing.append(name)
+        except Exception:
+            current_app.logger.exception("readiness check %s failed", name)
+            failing.append(name)
+    if failing:
+        return {"status": "unavailable", "failing": failing}, 503
+    return {"status": "ok"}

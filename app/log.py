@@ -1,0 +1,55 @@
+"""Logging to stderr, one line per record, with the request id on every line.
+
+Under gunicorn, gunicorn.conf.py has already given the root logger a handler with
+this same format (and start.sh sends stderr to logs/), so only the request id
+filter is added here. Nothing rotates files inside the process: several workers
+rotating one file lose lines. Rotate from outside (logrotate, then USR1).
+"""
+
+import logging
+import os
+
+from flask import g, has_request_context
+
+from app.config import ConfigError
+
+# Keep in step with the format in gunicorn.conf.py.
+LOG_FORMAT = (
+    "%(asctime)s %(levelname)s [%(process)d] [%(request_id)s] %(name)s: %(message)s"
+)
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+HANDLER_NAME = "app"
+
+
+class RequestIdFilter(logging.Filter):
+    """Put the current request id (or "-") on each record as request_id."""
+
+    def filter(self, record):
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
+def init_logging():
+    """Set up logging once per process: calling it again adds nothing."""
+    root = logging.getLogger()
+    if not logging.getLogger("gunicorn.error").handlers and not any(
+        handler.name == HANDLER_NAME for handler in root.handlers
+    ):
+        handler = logging.StreamHandler()
+        handler.name = HANDLER_NAME
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+        root.setLevel(log_level())
+    for handler in root.handlers:
+        if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+            handler.addFilter(RequestIdFilter())
+
+
+def log_level():
+    """Return LOG_LEVEL from the environment (default INFO), checked."""
+    level = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
+    if level not in LEVELS:
+        raise ConfigError(
+            f"LOG_LEVEL={level!r} in the environment: use one of {', '.join(LEVELS)}"
+        )
+    return level

@@ -1,0 +1,31 @@
+"""Committed defaults: every setting the app reads is declared here, in UPPERCASE.
+
+Real values go in instance/config.py (not committed) or in FLASK_<NAME> variables
+(the environment or .env). A value from those takes the type of the default here;
+the environment may only set names declared here or by Flask itself.
+"""
+
+import os
+
+# The project folder's name: `git clone ... myshop` gives an app called myshop.
+APP_NAME = os.path.basename(os.path.dirname(os.path.abspath(__file__)))
+
+# Signs sessions and cookies. Never commit one: set it in instance/config.py or
+# FLASK_SECRET_KEY. Left empty, each server makes a random one at start.
+SECRET_KEY = None
+
+# Old keys still accepted for signed data while you rotate SECRET_KEY.
+SECRET_KEY_FALLBACKS = []
+
+# Largest request body in bytes; a bigger one answers 413.
+MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+
+# Session cookies are not sent on cross-site requests (CSRF protection).
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# Host names this app answers to, e.g. ["example.com"]; None accepts any.
+TRUSTED_HOSTS = None
+
+# Number of reverse proxies in front (nginx: 1) whose X-Forwarded-For and
+# X-Forwarded-Proto headers are trusted. 0 trusts none: a client could fake them.
+TRUSTED_PROXIES = 0
