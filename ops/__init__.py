@@ -1,0 +1,1 @@
+"""Server settings and the helpers behind the control scripts (start.sh ...)."""

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Stop the app gracefully: TERM, wait for in-flight requests (GRACEFUL_TIMEOUT),
+# KILL what is left, and return once nothing listens on the port.
+# Reads PORT (and the other settings) from the environment or .env.
+set -eu
+# shellcheck source=ops/common.sh
+. "$(dirname -- "$0")/ops/common.sh"
+
+load_settings
+if ! find_server; then
+    say "$APP is not running"
+    exit 0
+fi
+"$PYTHON" "$CTL" stop "$PID" "$GRACEFUL_TIMEOUT" "$HOST" "$PORT"
+rm -f -- "$PIDFILE" # gunicorn removes it itself, unless it had to be killed
+say "stopped $APP (pid $PID)"
