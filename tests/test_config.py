@@ -1,0 +1,197 @@
+"""app/config.py: four layers, later wins, UPPERCASE only, typed, checked."""
+
+import os
+from datetime import timedelta
+
+import pytest
+
+from app.config import ConfigError
+from tests.conftest import PROJECT
+
+
+def test_defaults_come_from_config_py(make_app):
+    app = make_app()
+    assert app.config["APP_NAME"] == PROJECT.name
+    assert app.config["MAX_CONTENT_LENGTH"] == 16 * 1024 * 1024
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert app.config["TRUSTED_PROXIES"] == 0
+
+
+def test_instance_config_overrides_defaults(make_app, instance):
+    (instance / "config.py").write_text('APP_NAME = "shop"\nlower_name = "temp"\n')
+    app = make_app()
+    assert app.config["APP_NAME"] == "shop"
+    assert "lower_name" not in app.config
+
+
+def test_missing_instance_config_is_fine(make_app):
+    assert make_app().config["APP_NAME"] == PROJECT.name
+
+
+def test_env_file_overrides_instance_config(make_app, instance, env_file):
+    (instance / "config.py").write_text('APP_NAME = "from instance"\n')
+    env_file.write_text('FLASK_APP_NAME="from .env"\n')
+    assert make_app().config["APP_NAME"] == "from .env"
+
+
+def test_real_environment_overrides_env_file(make_app, env_file, monkeypatch):
+    env_file.write_text("FLASK_APP_NAME=from-dotenv\n")
+    monkeypatch.setenv("FLASK_APP_NAME", "from-environment")
+    assert make_app().config["APP_NAME"] == "from-environment"
+
+
+def test_env_file_is_not_written_into_the_environment(make_app, env_file):
+    env_file.write_text("FLASK_APP_NAME=from-dotenv\n")
+    make_app()
+    assert "FLASK_APP_NAME" not in os.environ
+
+
+def test_edited_env_file_is_read_again_by_the_next_app(make_app, env_file):
+    env_file.write_text("FLASK_APP_NAME=first\n")
+    assert make_app().config["APP_NAME"] == "first"
+    env_file.write_text("FLASK_APP_NAME=second\n")
+    assert make_app().config["APP_NAME"] == "second"
+
+
+def test_test_config_overrides_everything(make_app, env_file, monkeypatch):
+    env_file.write_text("FLASK_APP_NAME=dotenv\n")
+    monkeypatch.setenv("FLASK_APP_NAME", "environment")
+    assert make_app({"APP_NAME": "test"}).config["APP_NAME"] == "test"
+
+
+@pytest.mark.parametrize("where", ["environment", "dotenv"])
+def test_lowercase_variables_are_ignored(make_app, env_file, monkeypatch, where):
+    if where == "environment":
+        monkeypatch.setenv("FLASK_app_name", "lower")
+    else:
+        env_file.write_text("FLASK_app_name=lower\n")
+    app = make_app()
+    assert app.config["APP_NAME"] == PROJECT.name
+    assert "app_name" not in app.config
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["FLASK_APP", "FLASK_ENV", "FLASK_RUN_PORT", "FLASK_ENV_FILE", "FLASK_SKIP_DOTENV"],
+)
+def test_flask_command_variables_stay_out_of_config(make_app, monkeypatch, name):
+    monkeypatch.setenv(name, "1")
+    assert name.removeprefix("FLASK_") not in make_app().config
+
+
+def test_unknown_variable_is_an_error_naming_it(make_app, monkeypatch):
+    monkeypatch.setenv("FLASK_MAX_CONTENT_LENGHT", "10")
+    with pytest.raises(
+        ConfigError, match="FLASK_MAX_CONTENT_LENGHT in the environment"
+    ):
+        make_app()
+
+
+def test_unknown_instance_setting_is_an_error(make_app, instance):
+    (instance / "config.py").write_text("DATABSE_URL = 'x'\n")
+    with pytest.raises(ConfigError, match="DATABSE_URL is not a setting; declare it"):
+        make_app()
+
+
+def test_debug_in_instance_config_is_refused(make_app, instance):
+    (instance / "config.py").write_text("DEBUG = True\n")
+    with pytest.raises(ConfigError, match="flask run --debug"):
+        make_app()
+
+
+def test_debug_in_test_config_is_refused(make_app):
+    with pytest.raises(ConfigError, match="DEBUG is not a setting here"):
+        make_app({"DEBUG": True})
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "key", "value"),
+    [
+        ("FLASK_MAX_CONTENT_LENGTH", "1024", "MAX_CONTENT_LENGTH", 1024),
+        ("FLASK_SESSION_COOKIE_SECURE", "true", "SESSION_COOKIE_SECURE", True),
+        ("FLASK_SESSION_COOKIE_SECURE", "off", "SESSION_COOKIE_SECURE", False),
+        ("FLASK_SECRET_KEY", "12345", "SECRET_KEY", "12345"),
+        ("FLASK_SECRET_KEY_FALLBACKS", '["old"]', "SECRET_KEY_FALLBACKS", ["old"]),
+        ("FLASK_TRUSTED_PROXIES", "1", "TRUSTED_PROXIES", 1),
+        (
+            "FLASK_PERMANENT_SESSION_LIFETIME",
+            "3600",
+            "PERMANENT_SESSION_LIFETIME",
+            timedelta(hours=1),
+        ),
+    ],
+)
+def test_values_take_the_type_of_their_default(
+    make_app, monkeypatch, variable, text, key, value
+):
+    monkeypatch.setenv(variable, text)
+    assert make_app().config[key] == value
+    assert type(make_app().config[key]) is type(value)
+
+
+def test_bad_value_in_environment_names_key_and_source(make_app, monkeypatch):
+    monkeypatch.setenv("FLASK_MAX_CONTENT_LENGTH", "big")
+    message = (
+        "FLASK_MAX_CONTENT_LENGTH in the environment: MAX_CONTENT_LENGTH must be int"
+    )
+    with pytest.raises(ConfigError, match=message):
+        make_app()
+
+
+def test_bad_value_in_env_file_names_the_file(make_app, env_file):
+    env_file.write_text("FLASK_SESSION_COOKIE_SECURE=maybe\n")
+    with pytest.raises(
+        ConfigError, match=f"in {env_file}: SESSION_COOKIE_SECURE must be"
+    ):
+        make_app()
+
+
+def test_bad_value_in_instance_config_names_the_file(make_app, instance):
+    (instance / "config.py").write_text('MAX_CONTENT_LENGTH = "big"\n')
+    with pytest.raises(ConfigError, match=r"instance/config.py: MAX_CONTENT_LENGTH"):
+        make_app()
+
+
+def test_bad_list_is_refused(make_app, monkeypatch):
+    monkeypatch.setenv("FLASK_SECRET_KEY_FALLBACKS", '{"not": "a list"}')
+    with pytest.raises(ConfigError, match="must be a JSON list"):
+        make_app()
+
+
+def test_instance_config_with_syntax_error_names_file_and_line(make_app, instance):
+    (instance / "config.py").write_text('APP_NAME = "ok"\nSECRET_KEY = (\n')
+    with pytest.raises(ConfigError, match=r"instance/config.py line 2: '\(' was never"):
+        make_app()
+
+
+def test_instance_config_that_raises_names_file_and_line(make_app, instance):
+    (instance / "config.py").write_text("import os\nSECRET_KEY = os.environ['NONE']\n")
+    with pytest.raises(ConfigError, match=r"instance/config.py line 2: KeyError"):
+        make_app()
+
+
+def test_configured_secret_key_is_used(make_app, caplog):
+    app = make_app({"SECRET_KEY": "configured"})
+    assert app.secret_key == "configured"
+    assert "no SECRET_KEY" not in caplog.text
+
+
+def test_missing_secret_key_gets_a_random_one_and_a_warning(make_app, caplog):
+    first, second = make_app(), make_app()
+    assert len(first.secret_key) == 64
+    assert first.secret_key != second.secret_key
+    assert "no SECRET_KEY configured" in caplog.text
+    assert "instance/config.py" in caplog.text
+
+
+def test_workers_of_one_server_share_its_random_key(make_app, monkeypatch, caplog):
+    monkeypatch.setenv("_APP_SERVER_SECRET_KEY", "made by the master")
+    monkeypatch.setenv("_APP_SECRET_KEY_WARNED", "1")
+    assert make_app().secret_key == make_app().secret_key == "made by the master"
+    assert "no SECRET_KEY" not in caplog.text
+
+
+def test_instance_secret_key_beats_the_server_key(make_app, instance, monkeypatch):
+    monkeypatch.setenv("_APP_SERVER_SECRET_KEY", "made by the master")
+    (instance / "config.py").write_text('SECRET_KEY = "from instance"\n')
+    assert make_app().secret_key == "from instance"

@@ -1,0 +1,56 @@
+"""app/health.py: ping and readiness checks."""
+
+from app import health
+
+
+def test_ping_answers_ok_with_the_app_name(client):
+    response = client.get("/health/ping")
+    assert response.status_code == 200
+    assert response.json == {
+        "status": "ok",
+        "app": client.application.config["APP_NAME"],
+    }
+
+
+def test_ping_answers_head(client):
+    response = client.head("/health/ping")
+    assert response.status_code == 200
+    assert response.data == b""
+
+
+def test_ready_with_no_checks_is_ok(client):
+    response = client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok"}
+
+
+def test_ready_runs_the_registered_checks(app):
+    calls = []
+    health.add_check(app, "cache", lambda: calls.append("cache"))
+    assert app.test_client().get("/health/ready").status_code == 200
+    assert calls == ["cache"]
+
+
+def test_ready_names_the_failing_checks(app):
+    health.add_check(app, "cache", lambda: True)
+    health.add_check(app, "queue", lambda: False)
+    response = app.test_client().get("/health/ready")
+    assert response.status_code == 503
+    assert response.json == {"status": "unavailable", "failing": ["queue"]}
+
+
+def test_ready_counts_a_check_that_raises_as_failing(app, caplog):
+    def database():
+        raise ConnectionError("database is down")
+
+    health.add_check(app, "database", database)
+    response = app.test_client().get("/health/ready")
+    assert response.status_code == 503
+    assert response.json["failing"] == ["database"]
+    assert "readiness check database failed" in caplog.text
+
+
+def test_checks_belong_to_their_app(make_app):
+    first, second = make_app(), make_app()
+    health.add_check(first, "queue", lambda: False)
+    assert second.test_client().get("/health/ready").status_code == 200
