@@ -34,6 +34,8 @@ graceful_timeout = values["GRACEFUL_TIMEOUT"]
 timeout = 30
 # Off, so that a reload (HUP) imports changed code and settings anew.
 preload_app = False
+# Never debug mode here: the debugger would let any client run code.
+os.environ.pop("FLASK_DEBUG", None)
 # gunicorn 25.1+ opens one control socket per user; a second app would take it over.
 control_socket_disable = True
 

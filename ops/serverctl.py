@@ -113,15 +113,15 @@ def command_and_folder(pid):
     return words, next((line[1:] for line in out if line.startswith("n")), "")
 
 
-def is_ours(pid):
-    """Say whether pid is a live gunicorn running in this project folder."""
+def is_ours(pid, folder=PROJECT):
+    """Say whether pid is a live gunicorn running in folder (this project's)."""
     if not alive(pid):
         return False
     try:
-        words, folder = command_and_folder(pid)
+        words, cwd = command_and_folder(pid)
     except OSError:  # gone meanwhile, or another user's process
         return False
-    return folder == PROJECT and any("gunicorn" in word for word in words)
+    return cwd == folder and any("gunicorn" in word for word in words)
 
 
 def group_alive(pgid):

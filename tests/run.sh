@@ -15,5 +15,5 @@ fi
 
 "$bin/ruff" check .
 "$bin/ruff" format --check .
-git ls-files -z '*.sh' | xargs -0 "$bin/shellcheck"
+git ls-files -z '*.sh' .ci/run | xargs -0 "$bin/shellcheck"
 "$bin/python" -m pytest "$@"
