@@ -7,6 +7,7 @@ file must load even when the app is broken, so that the error reaches the log.
 Logs go to stderr; start.sh adds the pidfile, log files and --capture-output.
 """
 
+import logging
 import os
 import secrets
 
@@ -50,6 +51,9 @@ logconfig_dict = {
             "handlers": ["stderr"],
             "propagate": False,
         },
+        # One line per worker that has loaded the app, whatever LOG_LEVEL says:
+        # start.sh and restart.sh wait for them all before they report success.
+        "gunicorn.ready": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
     },
     "handlers": {
         "stderr": {
@@ -81,3 +85,8 @@ def post_fork(server, worker):
     """Let only the server's first worker warn that the secret key is random."""
     if worker.age > 1:
         os.environ["_APP_SECRET_KEY_WARNED"] = "1"
+
+
+def post_worker_init(worker):
+    """Log that this worker has loaded the app and is about to serve."""
+    logging.getLogger("gunicorn.ready").info("worker ready (pid: %s)", worker.pid)

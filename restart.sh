@@ -15,5 +15,5 @@ fi
 if ! error=$(cd -- "$PROJECT" && "$PYTHON" "$CTL" check-app); then
     fail "the app does not load: $error; $APP (pid $PID) keeps running the old code"
 fi
-"$PYTHON" "$CTL" reload "$PID" "$URL" "$START_TIMEOUT" || exit 1
+"$PYTHON" "$CTL" reload "$PID" "$LOG" "$URL" "$WEB_CONCURRENCY" "$START_TIMEOUT" || exit 1
 say "reloaded $APP (pid $PID)"

@@ -67,6 +67,6 @@ find_server() {
 start_server() {
     mkdir -p -- "$PROJECT/run" "$PROJECT/logs"
     PID=$("$PYTHON" "$CTL" launch "$PIDFILE" "$LOG" "$ACCESS_LOG" \
-        "$HOST" "$PORT" "$URL" "$START_TIMEOUT") || exit 1
+        "$HOST" "$PORT" "$URL" "$WEB_CONCURRENCY" "$START_TIMEOUT") || exit 1
     say "started $APP (pid $PID) at http://$BIND, logs in logs/"
 }

@@ -210,9 +210,9 @@ def port_in_use(host, port):
 # Start, stop, reload -------------------------------------------------------------
 
 
-def launch(pidfile, logfile, accesslog, host, port, url, timeout):
-    """Start gunicorn detached, print its pid once url answers; on failure
-    print why, stop what was started and remove its pidfile."""
+def launch(pidfile, logfile, accesslog, host, port, url, workers, timeout):
+    """Start gunicorn detached; print its pid once url answers and every worker
+    has loaded the app. On failure print why, stop it, remove its pidfile."""
     if port_in_use(host, port):
         fail(
             f"{host}:{port} is already in use by another program; "
@@ -238,7 +238,11 @@ def launch(pidfile, logfile, accesslog, host, port, url, timeout):
         if server.poll() is not None:
             why = f"gunicorn exited with code {server.returncode}"
             break
-        if ping(url) and read_pid(pidfile) == server.pid:
+        if (
+            ready_workers(logfile, log_start) >= int(workers)
+            and read_pid(pidfile) == server.pid
+            and ping(url)
+        ):
             print(server.pid)
             return 0
         if time.monotonic() > deadline:
@@ -253,6 +257,13 @@ def launch(pidfile, logfile, accesslog, host, port, url, timeout):
     )
     print(f"       see {logfile}", file=sys.stderr)
     return 1
+
+
+def ready_workers(logfile, offset):
+    """Count the "worker ready" lines (gunicorn.conf.py) written after offset."""
+    with open(logfile, "rb") as log:
+        log.seek(offset)
+        return log.read().count(b" gunicorn.ready: worker ready ")
 
 
 def last_error(logfile, offset):
@@ -318,17 +329,23 @@ def check_app():
     return 0
 
 
-def reload(pid, url, timeout):
-    """HUP our server pid; wait until its old workers are gone and it answers."""
+def reload(pid, logfile, url, count, timeout):
+    """HUP our server pid; wait until its new workers have loaded the app, its
+    old ones are gone, and it answers."""
     pid = int(pid)
     old = workers(pid)
+    log_start = os.path.getsize(logfile)
     os.kill(pid, signal.SIGHUP)
     deadline = time.monotonic() + float(timeout)
     while time.monotonic() < deadline:
         if not alive(pid):
-            fail("the server stopped during the reload; see the log")
-        current = workers(pid)
-        if current and not current & old and ping(url):
+            why = last_error(logfile, log_start)
+            fail(f"the server stopped during the reload: {why}")
+        if (
+            ready_workers(logfile, log_start) >= int(count)
+            and not workers(pid) & old
+            and ping(url)
+        ):
             return 0
         time.sleep(POLL)
     fail(f"the reload did not finish within {timeout} s; see the log")

@@ -381,3 +381,10 @@ def test_logs_share_one_format_and_show_request_ids(started):
     access = started.log("access")
     assert '"GET /health/ping HTTP/1.1" 200' in access
     assert "trace-42" in access
+
+
+def test_start_waits_for_workers_even_with_a_quiet_log_level(site):
+    result = site.run("start.sh", LOG_LEVEL="warning", WEB_CONCURRENCY="3")
+    assert result.returncode == 0, result.stderr
+    assert site.log().count("worker ready") == 3
+    assert "Booting worker" not in site.log()

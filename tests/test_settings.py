@@ -1,0 +1,70 @@
+"""ops/settings.py: server settings from the environment, then .env, then defaults."""
+
+import pytest
+
+from ops import settings
+
+
+@pytest.fixture
+def env_file(tmp_path, monkeypatch):
+    """Point the settings at a .env of the test's own."""
+    monkeypatch.setattr(settings, "PROJECT", tmp_path)
+    return tmp_path / ".env"
+
+
+def test_defaults(env_file):
+    values = settings.read()
+    assert values == {
+        "HOST": "127.0.0.1",
+        "PORT": 5000,
+        "WEB_CONCURRENCY": 2,
+        "LOG_LEVEL": "info",
+        "GRACEFUL_TIMEOUT": 30,
+        "START_TIMEOUT": 30,
+    }
+
+
+def test_env_file_then_environment(env_file, monkeypatch):
+    env_file.write_text('export PORT="5001"\nWEB_CONCURRENCY=3\nLOG_LEVEL=WARNING\n')
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    values = settings.read()
+    assert (values["PORT"], values["WEB_CONCURRENCY"]) == (5001, 4)
+    assert values["LOG_LEVEL"] == "warning"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PORT", "http", "PORT='http' in the environment: use a whole number"),
+        ("PORT", "70000", "from 1 to 65535"),
+        ("WEB_CONCURRENCY", "abc", "WEB_CONCURRENCY='abc'"),
+        ("WEB_CONCURRENCY", "0", "from 1 to 64"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL='loud' in the environment: use one of"),
+        ("HOST", "bad host;", "HOST='bad host;'"),
+    ],
+)
+def test_bad_values_name_the_variable(env_file, monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(settings.SettingError, match=message):
+        settings.read()
+
+
+def test_bad_value_in_env_file_names_the_file(env_file):
+    env_file.write_text("GRACEFUL_TIMEOUT=soon\n")
+    with pytest.raises(settings.SettingError, match=f"in {env_file}"):
+        settings.read()
+
+
+@pytest.mark.parametrize(
+    ("host", "bind", "url"),
+    [
+        ("127.0.0.1", "127.0.0.1:5000", "http://127.0.0.1:5000/health/ping"),
+        ("0.0.0.0", "0.0.0.0:5000", "http://127.0.0.1:5000/health/ping"),
+        ("::1", "[::1]:5000", "http://[::1]:5000/health/ping"),
+        ("::", "[::]:5000", "http://[::1]:5000/health/ping"),
+    ],
+)
+def test_bind_address_and_local_url(host, bind, url):
+    values = {"HOST": host, "PORT": 5000}
+    assert settings.bind_address(values) == bind
+    assert settings.local_url(values) == url
