@@ -35,6 +35,7 @@ def main(argv):
         "stop": stop,
         "check-app": check_app,
         "reload": reload,
+        "reopen-logs": reopen_logs,
     }
     if len(argv) < 2 or argv[1] not in commands:
         fail(f"usage: serverctl.py {{{'|'.join(commands)}}} ARGS...")
@@ -349,6 +350,16 @@ def reload(pid, logfile, url, count, timeout):
             return 0
         time.sleep(POLL)
     fail(f"the reload did not finish within {timeout} s; see the log")
+
+
+def reopen_logs():
+    """Send USR1 to each server of this project that a pidfile names (logrotate's
+    postrotate): gunicorn then reopens its log files. Others are left alone."""
+    for pidfile in sorted(Path(PROJECT, "run").glob("app-*.pid")):
+        pid = read_pid(pidfile)
+        if pid and is_ours(pid):
+            os.kill(pid, signal.SIGUSR1)
+    return 0
 
 
 if __name__ == "__main__":

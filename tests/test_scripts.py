@@ -5,7 +5,6 @@ Chinese characters) against a real gunicorn on a free port of 127.0.0.1, from
 another folder, with bounded waits, and stops whatever it started.
 """
 
-import contextlib
 import http.client
 import os
 import signal
@@ -17,85 +16,7 @@ import time
 import pytest
 
 from ops import serverctl
-
-
-class Site:
-    """A copy of the project, its scripts and the gunicorn they run."""
-
-    def __init__(self, path, env, port):
-        self.path = path
-        self.env = env
-        self.port = port
-
-    def run(self, script, cwd=None, **env):
-        """Run a script with PORT set; return the finished process."""
-        env = {**self.env, "PORT": str(self.port), **env}
-        return subprocess.run(
-            ["sh", str(self.path / script) if cwd is None else script],
-            cwd=cwd or self.path.parent,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-
-    def get(self, path="/health/ping", port=None):
-        """Return (status, body) of a GET on this site, or (None, error)."""
-        connection = http.client.HTTPConnection(
-            "127.0.0.1", port or self.port, timeout=5
-        )
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            return response.status, response.read().decode()
-        except OSError as error:
-            return None, str(error)
-        finally:
-            connection.close()
-
-    def pidfile(self, port=None):
-        return self.path / "run" / f"app-{port or self.port}.pid"
-
-    def pid(self, port=None):
-        return int(self.pidfile(port).read_text())
-
-    def log(self, name="app"):
-        return (self.path / "logs" / f"{name}-{self.port}.log").read_text()
-
-    def servers(self):
-        """The process groups (= master pids) of gunicorns running in this copy."""
-        folder = os.path.realpath(self.path)
-        table = serverctl.process_table()
-        return sorted(
-            {table[pid][1] for pid in table if serverctl.is_ours(pid, folder)}
-        )
-
-    def kill_all(self):
-        """Kill every gunicorn of this copy: the test's own processes."""
-        for group in self.servers():
-            with contextlib.suppress(OSError):
-                os.killpg(group, signal.SIGKILL)
-
-
-def listening(port):
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.fixture
-def site(project, python_env, free_port):
-    """A copy of the project whose scripts use a free port."""
-    site = Site(project, python_env, free_port())
-    yield site
-    site.kill_all()
-
-
-@pytest.fixture
-def started(site):
-    """A site whose server start.sh has started."""
-    result = site.run("start.sh")
-    assert result.returncode == 0, result.stderr
-    return site
+from tests.conftest import Site, listening
 
 
 def test_start_ping_stop(site):
