@@ -1,0 +1,310 @@
+"""Benchmark the starter against a bare Flask app, side by side, on this machine.
+
+Run by hand from the project folder, with wrk installed (apt-get install wrk):
+
+    python bench/run.py             # 5 rounds, 3 s of load per setup and round
+    python bench/run.py --rounds 7 --seconds 5
+
+Each round measures every setup once, in turn, so drift hits all of them alike;
+the report gives medians with their range (min-max). Load goes to 127.0.0.1 only.
+"""
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+BENCH = PROJECT / "bench"
+CORES = os.cpu_count() or 1
+
+# The bare app under the simple alternatives: (name, gunicorn worker options).
+BARE_SETUPS = [
+    ("bare gthread 2x2", ["-k", "gthread", "-w", "2", "--threads", "2"]),
+    ("bare sync 2", ["-k", "sync", "-w", "2"]),
+    (f"bare sync {2 * CORES}", ["-k", "sync", "-w", str(2 * CORES)]),
+    (f"bare sync {2 * CORES + 1}", ["-k", "sync", "-w", str(2 * CORES + 1)]),
+    ("bare gthread 2x4", ["-k", "gthread", "-w", "2", "--threads", "4"]),
+    ("bare gthread 4x2", ["-k", "gthread", "-w", "4", "--threads", "2"]),
+    ("bare gthread 1x4", ["-k", "gthread", "-w", "1", "--threads", "4"]),
+]
+
+
+def free_port():
+    """Return a port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def answers(port):
+    """Say whether /health/ping on port answers 200."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"GET /health/ping HTTP/1.0\r\n\r\n")
+            return conn.recv(16).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def listening(port):
+    """Say whether something accepts connections on port."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wrk(port, seconds, close=False):
+    """Run wrk against the ping; return (requests/s, failed requests)."""
+    command = ["wrk", "-t2", "-c32", f"-d{seconds}s"]
+    if close:
+        command += ["-H", "Connection: close"]
+    out = subprocess.run(
+        command + [f"http://127.0.0.1:{port}/health/ping"],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    failed = sum(
+        int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out)
+    )
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rate, failed + (int(non2xx.group(1)) if non2xx else 0)
+
+
+def rss_kib(pid):
+    """Return the resident memory of pid in KiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+
+
+def children(pid):
+    """Return the pids of pid's children."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()]
+
+
+class Starter:
+    """A copy of the project run by its own scripts."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.port = free_port()
+        self.env = dict(os.environ, PORT=str(self.port), VIRTUAL_ENV=sys.prefix)
+
+    def script(self, name):
+        """Run a script; return its wall time in seconds."""
+        began = time.perf_counter()
+        subprocess.run(
+            ["sh", str(self.folder / name)],
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+        return time.perf_counter() - began
+
+    def master(self):
+        return int((self.folder / "run" / f"app-{self.port}.pid").read_text())
+
+
+class Bare:
+    """The bare app under plain gunicorn."""
+
+    def __init__(self, options):
+        self.options = options
+        self.port = free_port()
+        self.server = None
+
+    def start(self):
+        """Launch gunicorn; return the seconds until the first 200."""
+        began = time.perf_counter()
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--no-control-socket", "-b"]
+            + [f"127.0.0.1:{self.port}", *self.options, "bare_app:app"],
+            cwd=BENCH,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        while not answers(self.port):
+            time.sleep(0.002)
+        return time.perf_counter() - began
+
+    def stop(self):
+        """TERM gunicorn; return the seconds until nothing listens."""
+        began = time.perf_counter()
+        self.server.send_signal(signal.SIGTERM)
+        while listening(self.port) or self.server.poll() is None:
+            time.sleep(0.002)
+        return time.perf_counter() - began
+
+
+def copy_project(into):
+    """Copy the project's tracked files into a folder; return it."""
+    names = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=PROJECT, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, names.split("\0")):
+        (into / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT / name, into / name)
+    return into
+
+
+def summary(values, unit="", scale=1.0):
+    """Return "median (min-max)" of values."""
+    median = statistics.median(values) * scale
+    return (
+        f"{median:,.0f}{unit} ({min(values) * scale:,.0f}-{max(values) * scale:,.0f})"
+    )
+
+
+def main():
+    """Measure every setup round by round and print the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=3)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("error: wrk not found; install it with: apt-get install wrk")
+
+    packages = ", ".join(
+        f"{name} {metadata.version(name)}"
+        for name in ("flask", "werkzeug", "gunicorn", "python-dotenv")
+    )
+    print(f"machine: {CORES} cores, {platform.platform()}")
+    print(f"python {platform.python_version()}, {packages}")
+    print(f"{args.rounds} rounds, {args.seconds} s of wrk -t2 -c32 per setup\n")
+
+    rates = {"starter (start.sh)": []} | {name: [] for name, _ in BARE_SETUPS}
+    times = {k: [] for k in ("start.sh", "bare start", "stop.sh", "bare stop")}
+    memory = {
+        k: []
+        for k in ("starter master", "starter worker", "bare master", "bare worker")
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        starter = Starter(copy_project(Path(tmp)))
+        for round_number in range(1, args.rounds + 1):
+            print(f"round {round_number}/{args.rounds}", file=sys.stderr)
+            times["start.sh"].append(starter.script("start.sh"))
+            rates["starter (start.sh)"].append(wrk(starter.port, args.seconds)[0])
+            master = starter.master()
+            memory["starter master"].append(rss_kib(master))
+            memory["starter worker"].append(rss_kib(children(master)[0]))
+            times["stop.sh"].append(starter.script("stop.sh"))
+            for name, options in BARE_SETUPS:
+                bare = Bare(options)
+                started = bare.start()
+                rates[name].append(wrk(bare.port, args.seconds)[0])
+                if name == BARE_SETUPS[0][0]:
+                    times["bare start"].append(started)
+                    memory["bare master"].append(rss_kib(bare.server.pid))
+                    memory["bare worker"].append(rss_kib(children(bare.server.pid)[0]))
+                stopped = bare.stop()
+                if name == BARE_SETUPS[0][0]:
+                    times["bare stop"].append(stopped)
+
+        restart_failed, stop_start_failed = [], []
+        starter.script("start.sh")
+        for _ in range(args.rounds):
+            restart_failed.append(under_load(starter, ["restart.sh"]))
+            stop_start_failed.append(under_load(starter, ["stop.sh", "start.sh"]))
+        starter.script("stop.sh")
+
+    report(rates, times, memory, restart_failed, stop_start_failed)
+
+
+def under_load(starter, scripts):
+    """Run scripts while wrk (a new connection per request) loads the starter;
+    return wrk's failed requests."""
+    load = subprocess.Popen(
+        ["wrk", "-t2", "-c16", "-d4s", "-H", "Connection: close"]
+        + [f"http://127.0.0.1:{starter.port}/health/ping"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1)
+    for name in scripts:
+        starter.script(name)
+    out = load.communicate(timeout=60)[0]
+    failed = sum(
+        int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out)
+    )
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return failed + (int(non2xx.group(1)) if non2xx else 0)
+
+
+def report(rates, times, memory, restart_failed, stop_start_failed):
+    """Print the figures, the ratios that count and the targets."""
+    print("throughput of /health/ping, requests/s: median (min-max)")
+    for name, values in rates.items():
+        print(f"  {name:22} {summary(values)}")
+    print("\ntimes, ms: median (min-max)")
+    for name, values in times.items():
+        print(f"  {name:22} {summary(values, ' ms', 1000)}")
+    print("\nmemory (RSS), KiB: median (min-max)")
+    for name, values in memory.items():
+        print(f"  {name:22} {summary(values, ' KiB')}")
+    print("\nfailed requests under load (wrk, a new connection per request), per run")
+    print(f"  restart.sh             {restart_failed}")
+    print(f"  stop.sh + start.sh     {stop_start_failed}")
+
+    def median(values):
+        return statistics.median(values)
+
+    starter = median(rates["starter (start.sh)"])
+    best_name = max(rates, key=lambda name: median(rates[name]))
+    checks = [
+        (
+            "starter / bare throughput (same settings)",
+            starter / median(rates["bare gthread 2x2"]),
+            ">= 0.95",
+            starter / median(rates["bare gthread 2x2"]) >= 0.95,
+        ),
+        (
+            "starter / bare worker RSS",
+            median(memory["starter worker"]) / median(memory["bare worker"]),
+            "<= 1.15",
+            median(memory["starter worker"]) / median(memory["bare worker"]) <= 1.15,
+        ),
+        (
+            f"shipped defaults / best ({best_name})",
+            starter / median(rates[best_name]),
+            ">= 0.95",
+            starter / median(rates[best_name]) >= 0.95,
+        ),
+        (
+            "start.sh / bare launch to first 200",
+            median(times["start.sh"]) / median(times["bare start"]),
+            "<= 1.5",
+            median(times["start.sh"]) / median(times["bare start"]) <= 1.5,
+        ),
+        (
+            "stop.sh / bare TERM to gone",
+            median(times["stop.sh"]) / median(times["bare stop"]),
+            "<= 1.5",
+            median(times["stop.sh"]) / median(times["bare stop"]) <= 1.5,
+        ),
+    ]
+    print("\nratios that count")
+    for name, ratio, target, met in checks:
+        print(
+            f"  {name:44} {ratio:5.2f}  target {target}: {'met' if met else 'NOT met'}"
+        )
+    zero = all(n == 0 for n in restart_failed)
+    print(
+        f"  {'restart.sh failed requests':44} {sum(restart_failed):5d}  target 0: "
+        f"{'met' if zero else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
