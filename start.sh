@@ -1,15 +1,10 @@
 #!/bin/sh
-# Start the app under gunicorn in the background; return 0 once /health/ping
-# answers, or print why it could not start and leave nothing running.
-# Reads HOST, PORT, WEB_CONCURRENCY, LOG_LEVEL, GRACEFUL_TIMEOUT and START_TIMEOUT
-# from the environment or .env. One instance per port: PORT=5001 sh start.sh
+# Start the app under gunicorn in the background; return 0 once every worker
+# has loaded the app and /health/ping answers, or print why it could not start
+# and leave nothing running. Reads HOST, PORT, WEB_CONCURRENCY, LOG_LEVEL,
+# GRACEFUL_TIMEOUT and START_TIMEOUT from the environment or .env.
+# One instance per port: PORT=5001 sh start.sh
 set -eu
 # shellcheck source=ops/common.sh
 . "$(dirname -- "$0")/ops/common.sh"
-
-load_settings
-if find_server; then
-    say "$APP is already running (pid $PID)"
-    exit 0
-fi
-start_server
+serverctl start

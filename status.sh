@@ -5,18 +5,4 @@
 set -eu
 # shellcheck source=ops/common.sh
 . "$(dirname -- "$0")/ops/common.sh"
-
-load_settings
-if find_server keep; then
-    if "$PYTHON" "$CTL" ping "$URL"; then
-        say "$APP is running (pid $PID) at http://$BIND"
-        exit 0
-    fi
-    say "$APP is running (pid $PID) but $URL does not answer"
-    exit 4
-fi
-if [ -f "$PIDFILE" ]; then
-    exit 1
-fi
-say "$APP is not running"
-exit 3
+serverctl status

@@ -5,12 +5,4 @@
 set -eu
 # shellcheck source=ops/common.sh
 . "$(dirname -- "$0")/ops/common.sh"
-
-load_settings
-if ! find_server; then
-    say "$APP is not running"
-    exit 0
-fi
-"$PYTHON" "$CTL" stop "$PID" "$GRACEFUL_TIMEOUT" "$HOST" "$PORT"
-rm -f -- "$PIDFILE" # gunicorn removes it itself, unless it had to be killed
-say "stopped $APP (pid $PID)"
+serverctl stop

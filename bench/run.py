@@ -52,7 +52,7 @@ def answers(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
             conn.sendall(b"GET /health/ping HTTP/1.0\r\n\r\n")
-            return conn.recv(16).startswith(b"HTTP/1.1 200")
+            return conn.recv(16).startswith((b"HTTP/1.0 200", b"HTTP/1.1 200"))
     except OSError:
         return False
 
@@ -136,6 +136,8 @@ class Bare:
             stderr=subprocess.DEVNULL,
         )
         while not answers(self.port):
+            if time.perf_counter() - began > 30:
+                sys.exit(f"error: bare gunicorn {self.options} did not answer in 30 s")
             time.sleep(0.002)
         return time.perf_counter() - began
 

@@ -1,15 +1,17 @@
-"""What the control scripts cannot do well in plain sh, one command each.
+"""Start, stop, reload and check the server: the work behind start.sh, stop.sh,
+restart.sh and status.sh, which run `python ops/serverctl.py COMMAND`.
 
-Run with the project's Python: `python ops/serverctl.py COMMAND ARGS...`.
-It needs no curl and no ps on Linux: processes are read from /proc (ps is the
-fallback elsewhere, e.g. macOS for development). Errors are one line on stderr.
+Settings come from ops/settings.py (the environment, then .env). One instance
+per port: run/app-PORT.pid, logs/app-PORT.log and logs/access-PORT.log. A
+pidfile is trusted only when it names a live gunicorn running in this project
+folder. Processes are read from /proc on Linux (ps and lsof elsewhere, e.g.
+macOS for development), so a server needs neither curl nor ps. Each step
+prints one line; errors go to stderr.
 """
 
 import contextlib
-import http.client
 import io
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -22,46 +24,301 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ops import settings  # noqa: E402 (needs the project folder on sys.path)
 
 PROJECT = os.path.realpath(settings.PROJECT)
-POLL = 0.01  # seconds between checks: start and stop return soon after the fact
+APP = os.path.basename(PROJECT)
+POLL = 0.01  # seconds between checks: scripts return soon after the fact
+
+
+class Failure(Exception):
+    """A step that failed; the message says why, and what to do."""
+
+
+class Instance:
+    """This project's server on one port: its settings, pidfile and logs."""
+
+    def __init__(self):
+        self.settings = settings.read()
+        port = self.settings["PORT"]
+        self.pidfile = Path(PROJECT, "run", f"app-{port}.pid")
+        self.log = Path(PROJECT, "logs", f"app-{port}.log")
+        self.access_log = Path(PROJECT, "logs", f"access-{port}.log")
+        self.bind = settings.bind_address(self.settings)
+        self.url = settings.local_url(self.settings)
 
 
 def main(argv):
     """Run the command named by argv[1]; return the exit code."""
     commands = {
-        "settings": print_settings,
-        "owner": owner,
-        "ping": ping_command,
-        "launch": launch,
+        "start": start,
         "stop": stop,
-        "check-app": check_app,
-        "reload": reload,
+        "restart": restart,
+        "status": status,
+        "check-app": check_app_command,
         "reopen-logs": reopen_logs,
     }
-    if len(argv) < 2 or argv[1] not in commands:
-        fail(f"usage: serverctl.py {{{'|'.join(commands)}}} ARGS...")
-    return commands[argv[1]](*argv[2:])
-
-
-def fail(message, code=1):
-    """Print one error line and exit."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(code)
-
-
-def print_settings():
-    """Print the server settings as sh assignments for `eval`."""
+    if len(argv) != 2 or argv[1] not in commands:
+        print(f"usage: serverctl.py {{{'|'.join(commands)}}}", file=sys.stderr)
+        return 2
     try:
-        values = settings.read()
-    except settings.SettingError as error:
-        fail(str(error))
-    values["BIND"] = settings.bind_address(values)
-    values["URL"] = settings.local_url(values)
-    for name, value in values.items():
-        print(f"{name}={shlex.quote(str(value))}")
+        return commands[argv[1]]()
+    except (Failure, settings.SettingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def say(message):
+    """Print one line now (the scripts' output is often a pipe)."""
+    print(message, flush=True)
+
+
+# The commands ----------------------------------------------------------------
+
+
+def start():
+    """start.sh: start the server in the background; return once it answers."""
+    server = Instance()
+    pid = find_server(server)
+    if pid:
+        say(f"{APP} is already running (pid {pid})")
+        return 0
+    pid = launch(server)
+    say(f"started {APP} (pid {pid}) at http://{server.bind}, logs in logs/")
     return 0
 
 
-# Processes -------------------------------------------------------------------
+def stop():
+    """stop.sh: TERM, wait for in-flight requests, KILL what is left, and
+    return once nothing listens on the port."""
+    server = Instance()
+    pid = find_server(server)
+    if not pid:
+        say(f"{APP} is not running")
+        return 0
+    grace = server.settings["GRACEFUL_TIMEOUT"]
+    if stop_server(pid, grace + 5):
+        print(f"{APP} did not stop within {grace} s: killed", file=sys.stderr)
+    while port_in_use(server.settings):
+        time.sleep(POLL)
+    server.pidfile.unlink(missing_ok=True)  # gunicorn's own, unless killed
+    say(f"stopped {APP} (pid {pid})")
+    return 0
+
+
+def restart():
+    """restart.sh: check that the app loads, then HUP (new workers, old ones
+    retired gracefully: no request dropped). Start when not running."""
+    server = Instance()
+    pid = find_server(server)
+    if not pid:
+        pid = launch(server)
+        say(f"started {APP} (pid {pid}) at http://{server.bind}, logs in logs/")
+        return 0
+    # A HUP with code that does not import takes the whole server down.
+    error = check_app()
+    if error:
+        kept = f"{APP} (pid {pid}) keeps running the old code"
+        raise Failure(f"the app does not load: {error}; {kept}")
+    reload(server, pid)
+    say(f"reloaded {APP} (pid {pid})")
+    return 0
+
+
+def status():
+    """status.sh: exit 0 running and answering, 1 not running with a stale
+    pidfile (left in place), 3 not running, 4 running but not answering."""
+    server = Instance()
+    pid = find_server(server, remove_stale=False)
+    if pid and ping(server.url, timeout=2.0):
+        say(f"{APP} is running (pid {pid}) at http://{server.bind}")
+        return 0
+    if pid:
+        say(f"{APP} is running (pid {pid}) but {server.url} does not answer")
+        return 4
+    if server.pidfile.exists():
+        return 1
+    say(f"{APP} is not running")
+    return 3
+
+
+def check_app_command():
+    """Exit 1 printing why when the app does not import (systemd's ExecReload)."""
+    error = check_app()
+    if error:
+        print(f"error: the app does not load: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def reopen_logs():
+    """logrotate's postrotate: USR1 to each running server of this project
+    (gunicorn then reopens its log files), and to no other process."""
+    for pidfile in sorted(Path(PROJECT, "run").glob("app-*.pid")):
+        pid = read_pid(pidfile)
+        if pid and is_ours(pid):
+            os.kill(pid, signal.SIGUSR1)
+    return 0
+
+
+# Steps -------------------------------------------------------------------------
+
+
+def find_server(server, remove_stale=True):
+    """Return the pid of our server on this port, or None. A stale pidfile
+    (no pid, a dead one, or not our gunicorn) is reported and removed, never
+    acted on."""
+    if not server.pidfile.exists():
+        return None
+    pid = read_pid(server.pidfile)
+    if pid and is_ours(pid):
+        return pid
+    if pid is None:
+        why = "it holds no pid"
+    elif not alive(pid):
+        why = f"pid {pid} is not running"
+    else:
+        why = f"pid {pid} is another program, left alone"
+    if remove_stale:
+        server.pidfile.unlink(missing_ok=True)
+        say(f"removed stale pidfile run/{server.pidfile.name}: {why}")
+    else:
+        say(f"stale pidfile run/{server.pidfile.name}: {why}")
+    return None
+
+
+def launch(server):
+    """Start gunicorn detached; return its pid once every worker has loaded the
+    app and the ping answers. On failure stop it, remove its pidfile and raise."""
+    if port_in_use(server.settings):
+        raise Failure(
+            f"{server.bind} is already in use by another program; "
+            "stop it or choose another port, e.g. PORT=5001 sh start.sh"
+        )
+    server.pidfile.parent.mkdir(exist_ok=True)
+    server.log.parent.mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "gunicorn", "--pid", str(server.pidfile)]
+    command += ["--error-logfile", str(server.log)]
+    command += ["--access-logfile", str(server.access_log), "--capture-output"]
+    log_start = server.log.stat().st_size if server.log.exists() else 0
+    with open(server.log, "ab") as log:
+        # A session of its own: the server outlives the script, and its process
+        # group (id = its pid) holds just it and its workers. Its output goes to
+        # the log from the first instant: a bad setting fails before gunicorn
+        # opens any log.
+        process = subprocess.Popen(
+            command,
+            cwd=PROJECT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    timeout = server.settings["START_TIMEOUT"]
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            why = f"gunicorn exited with code {process.returncode}"
+            break
+        if (
+            ready_workers(server.log, log_start) >= server.settings["WEB_CONCURRENCY"]
+            and read_pid(server.pidfile) == process.pid
+            and ping(server.url)
+        ):
+            return process.pid
+        if time.monotonic() > deadline:
+            why = f"{server.url} did not answer within {timeout} s"
+            break
+        time.sleep(POLL)
+    stop_server(process.pid, 5)
+    if read_pid(server.pidfile) == process.pid:
+        server.pidfile.unlink()
+    error = last_error(server.log, log_start)
+    raise Failure(f"start failed: {why}: {error} (see logs/{server.log.name})")
+
+
+def ready_workers(logfile, offset):
+    """Count the "worker ready" lines (gunicorn.conf.py) written after offset."""
+    with open(logfile, "rb") as log:
+        log.seek(offset)
+        return log.read().count(b" gunicorn.ready: worker ready ")
+
+
+def last_error(logfile, offset):
+    """Return the line of the log (after offset) that best says what went wrong."""
+    with open(logfile, "rb") as log:
+        log.seek(offset)
+        lines = log.read().decode(errors="replace").splitlines()
+    for line in lines:  # the first exception line, e.g. "ConfigError: ..."
+        head = line.split(":", 1)[0]
+        if line and not line[0].isspace() and head.endswith(("Error", "Exception")):
+            return line
+    for line in lines:
+        if " ERROR " in line:
+            return line.split(": ", 1)[-1]
+    return lines[-1] if lines else "nothing was logged"
+
+
+def stop_server(pid, wait):
+    """TERM our server pid and wait for it and its workers; KILL them after
+    wait seconds. Return True when they had to be killed."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if wait_gone(pid, wait):
+        return False
+    # Our server leads its own process group, which holds only it and its
+    # workers; the id of a group that still has members is never reused.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    wait_gone(pid, 10)
+    return True
+
+
+def wait_gone(pid, wait):
+    """Wait up to wait seconds for pid and its process group to end; say if they did."""
+    deadline = time.monotonic() + wait
+    while alive(pid) or group_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(POLL)
+    return True
+
+
+def check_app():
+    """Import the app as a gunicorn worker would; return why it fails, or None."""
+    os.chdir(PROJECT)
+    os.environ["_APP_SECRET_KEY_WARNED"] = "1"  # a trial, not a server
+    output = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            import wsgi  # noqa: F401
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def reload(server, pid):
+    """HUP our server; wait until its new workers have loaded the app, the old
+    ones are gone, and it answers."""
+    old = workers(pid)
+    log_start = server.log.stat().st_size
+    os.kill(pid, signal.SIGHUP)
+    timeout = server.settings["START_TIMEOUT"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            error = last_error(server.log, log_start)
+            raise Failure(f"the server stopped during the reload: {error}")
+        if (
+            ready_workers(server.log, log_start) >= server.settings["WEB_CONCURRENCY"]
+            and not workers(pid) & old
+            and ping(server.url)
+        ):
+            return
+        time.sleep(POLL)
+    raise Failure(
+        f"the reload did not finish within {timeout} s; see logs/{server.log.name}"
+    )
+
+
+# Processes -----------------------------------------------------------------------
 
 
 def process_table():
@@ -148,218 +405,38 @@ def read_pid(pidfile):
     return int(text) if text.isdigit() else None
 
 
-def owner(pidfile):
-    """Exit 0 printing the pid when pidfile names our running server,
-    1 printing why when it is stale, 3 when there is no pidfile."""
-    if not os.path.exists(pidfile):
-        return 3
-    pid = read_pid(pidfile)
-    if pid is None:
-        print("it holds no pid")
-        return 1
-    if not alive(pid):
-        print(f"pid {pid} is not running")
-        return 1
-    if not is_ours(pid):
-        print(f"pid {pid} is another program, left alone")
-        return 1
-    print(pid)
-    return 0
-
-
-# HTTP and ports ----------------------------------------------------------------
+# The network ---------------------------------------------------------------------
 
 
 def ping(url, timeout=1.0):
     """Say whether url (http://HOST:PORT/PATH) answers 200."""
     address, path = url.removeprefix("http://").split("/", 1)
     host, _, port = address.rpartition(":")
-    connection = http.client.HTTPConnection(
-        host.strip("[]"), int(port), timeout=timeout
-    )
+    request = f"GET /{path} HTTP/1.0\r\nHost: {address}\r\n\r\n".encode()
     try:
-        connection.request("GET", "/" + path)
-        return connection.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
+        with socket.create_connection((host.strip("[]"), int(port)), timeout) as conn:
+            conn.sendall(request)
+            status_line = conn.makefile("rb").readline()
+    except OSError:
         return False
-    finally:
-        connection.close()
+    return status_line.split(b" ")[1:2] == [b"200"]
 
 
-def ping_command(url):
-    """Exit 0 when url answers 200 within 2 seconds."""
-    return 0 if ping(url, timeout=2.0) else 1
-
-
-def port_in_use(host, port):
-    """Say whether something listens on host:port.
+def port_in_use(values):
+    """Say whether something listens on HOST:PORT of the settings values.
 
     The test binds as gunicorn does (SO_REUSEADDR), so a port that only holds
     connections in TIME_WAIT after a stop counts as free.
     """
-    host = host.strip("[]")
+    host = values["HOST"].strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host, int(port)))
+            probe.bind((host, values["PORT"]))
         except OSError:
             return True
     return False
-
-
-# Start, stop, reload -------------------------------------------------------------
-
-
-def launch(pidfile, logfile, accesslog, host, port, url, workers, timeout):
-    """Start gunicorn detached; print its pid once url answers and every worker
-    has loaded the app. On failure print why, stop it, remove its pidfile."""
-    if port_in_use(host, port):
-        fail(
-            f"{host}:{port} is already in use by another program; "
-            f"stop it or choose another port, e.g. PORT=5001 sh start.sh"
-        )
-    command = [sys.executable, "-m", "gunicorn", "--pid", pidfile]
-    command += ["--error-logfile", logfile, "--access-logfile", accesslog]
-    command += ["--capture-output"]
-    log_start = os.path.getsize(logfile) if os.path.exists(logfile) else 0
-    with open(logfile, "ab") as log:
-        # Its own session: the server outlives this shell, and its process
-        # group (id = its pid) holds just it and its workers.
-        server = subprocess.Popen(
-            command,
-            cwd=PROJECT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + float(timeout)
-    while True:
-        if server.poll() is not None:
-            why = f"gunicorn exited with code {server.returncode}"
-            break
-        if (
-            ready_workers(logfile, log_start) >= int(workers)
-            and read_pid(pidfile) == server.pid
-            and ping(url)
-        ):
-            print(server.pid)
-            return 0
-        if time.monotonic() > deadline:
-            why = f"{url} did not answer within {timeout} s"
-            break
-        time.sleep(POLL)
-    stop_server(server.pid, 5)
-    if read_pid(pidfile) == server.pid:
-        os.remove(pidfile)
-    print(
-        f"error: start failed: {why}: {last_error(logfile, log_start)}", file=sys.stderr
-    )
-    print(f"       see {logfile}", file=sys.stderr)
-    return 1
-
-
-def ready_workers(logfile, offset):
-    """Count the "worker ready" lines (gunicorn.conf.py) written after offset."""
-    with open(logfile, "rb") as log:
-        log.seek(offset)
-        return log.read().count(b" gunicorn.ready: worker ready ")
-
-
-def last_error(logfile, offset):
-    """Return the line of the log (after offset) that best says what went wrong."""
-    with open(logfile, "rb") as log:
-        log.seek(offset)
-        lines = log.read().decode(errors="replace").splitlines()
-    for line in lines:  # the first exception line, e.g. "ConfigError: ..."
-        head = line.split(":", 1)[0]
-        if line and not line[0].isspace() and head.endswith(("Error", "Exception")):
-            return line
-    for line in lines:
-        if " ERROR " in line:
-            return line.split(": ", 1)[-1]
-    return lines[-1] if lines else "nothing was logged"
-
-
-def stop(pid, grace, host, port):
-    """TERM our server pid, wait for it and its workers, then for the port."""
-    if stop_server(int(pid), float(grace) + 5):
-        print(f"it did not stop within {grace} s: killed", file=sys.stderr)
-    while port_in_use(host, port):
-        time.sleep(POLL)
-    return 0
-
-
-def stop_server(pid, wait):
-    """TERM our server pid and wait for it and its workers; KILL them after
-    wait seconds. Return True when they had to be killed."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if wait_gone(pid, wait):
-        return False
-    # start.sh made the server a group leader: its group holds only it and its
-    # workers, and the id of a group that still has members is never reused.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    wait_gone(pid, 10)
-    return True
-
-
-def wait_gone(pid, wait):
-    """Wait up to wait seconds for pid and its process group to end; say if they did."""
-    deadline = time.monotonic() + wait
-    while alive(pid) or group_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(POLL)
-    return True
-
-
-def check_app():
-    """Import the app as gunicorn's workers will; print why it fails."""
-    os.chdir(PROJECT)
-    os.environ["_APP_SECRET_KEY_WARNED"] = "1"  # a trial run, not a server
-    output = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-            import wsgi  # noqa: F401
-    except Exception as error:
-        print(f"{type(error).__name__}: {error}")
-        return 1
-    return 0
-
-
-def reload(pid, logfile, url, count, timeout):
-    """HUP our server pid; wait until its new workers have loaded the app, its
-    old ones are gone, and it answers."""
-    pid = int(pid)
-    old = workers(pid)
-    log_start = os.path.getsize(logfile)
-    os.kill(pid, signal.SIGHUP)
-    deadline = time.monotonic() + float(timeout)
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            why = last_error(logfile, log_start)
-            fail(f"the server stopped during the reload: {why}")
-        if (
-            ready_workers(logfile, log_start) >= int(count)
-            and not workers(pid) & old
-            and ping(url)
-        ):
-            return 0
-        time.sleep(POLL)
-    fail(f"the reload did not finish within {timeout} s; see the log")
-
-
-def reopen_logs():
-    """Send USR1 to each server of this project that a pidfile names (logrotate's
-    postrotate): gunicorn then reopens its log files. Others are left alone."""
-    for pidfile in sorted(Path(PROJECT, "run").glob("app-*.pid")):
-        pid = read_pid(pidfile)
-        if pid and is_ours(pid):
-            os.kill(pid, signal.SIGUSR1)
-    return 0
 
 
 if __name__ == "__main__":
