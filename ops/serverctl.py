@@ -25,7 +25,7 @@ from ops import settings  # noqa: E402 (needs the project folder on sys.path)
 
 PROJECT = os.path.realpath(settings.PROJECT)
 APP = os.path.basename(PROJECT)
-POLL = 0.01  # seconds between checks: scripts return soon after the fact
+POLL = 0.005  # seconds between checks: scripts return soon after the fact
 
 
 class Failure(Exception):
