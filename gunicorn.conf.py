@@ -19,13 +19,14 @@ wsgi_app = "wsgi:app"
 # Always set: without it gunicorn binds 0.0.0.0:$PORT whenever PORT is set.
 bind = settings.bind_address(values)
 
-# gthread, 2 workers x 2 threads: the fastest simple setup measured on 2 cores
-# (see bench/). Threads keep connections alive and are not blocked by one slow
-# client as sync workers are. Scale workers with cores: about 1 per core; raise
+# gthread, 2 workers x 4 threads: the fastest simple setup measured on 2 cores
+# (bench/run.py, README "Performance"): about 20% above 2 x 2 and sync workers.
+# Threads keep connections alive and are not blocked by one slow client as sync
+# workers are. Scale workers with cores, about 1 per core (WEB_CONCURRENCY); add
 # threads for apps that wait on I/O (databases, HTTP calls).
 worker_class = "gthread"
 workers = values["WEB_CONCURRENCY"]
-threads = 2
+threads = 4
 # Idle keep-alive connections are closed after this many seconds; a proxy in
 # front must use a shorter upstream keep-alive timeout (deploy/nginx-site.conf).
 keepalive = 5
