@@ -41,7 +41,9 @@ def sync(workers):
     return f"bare sync {workers}", ["-k", "sync", "-w", str(workers)]
 
 
-# The starter's own settings, read from gunicorn.conf.py (with the defaults).
+# The starter's own settings, read from gunicorn.conf.py (with the defaults),
+# which imports ops/ from the project folder.
+sys.path.insert(0, str(PROJECT))
 SHIPPED = runpy.run_path(str(PROJECT / "gunicorn.conf.py"))
 SAME = gthread(SHIPPED["workers"], SHIPPED["threads"])
 # The bare app with the starter's settings first, then the simple alternatives.

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -309,3 +310,20 @@ def test_start_waits_for_workers_even_with_a_quiet_log_level(site):
     assert result.returncode == 0, result.stderr
     assert site.log().count("worker ready") == 3
     assert "Booting worker" not in site.log()
+
+
+def test_reopen_logs_signals_only_our_servers(started, free_port):
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        # USR1 would end the stranger: a stale pidfile must not lead to it.
+        stale = started.path / "run" / f"app-{free_port()}.pid"
+        stale.write_text(f"{stranger.pid}\n")
+        ctl = [sys.executable, str(started.path / "ops" / "serverctl.py")]
+        ctl.append("reopen-logs")
+        result = subprocess.run(ctl, env=started.env, capture_output=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        assert stranger.poll() is None, "a process that is not ours was signalled"
+        assert started.get()[0] == 200
+    finally:
+        stranger.kill()
+        stranger.wait()
