@@ -42,6 +42,7 @@ def load_config(app, test_config=None, env_file=None):
     instance_file = Path(app.instance_path) / "config.py"
 
     app.config.update(read_pyfile(project / "config.py"))
+    defaults = dict(app.config)  # each value's type comes from here
     layers = [(str(instance_file), read_pyfile(instance_file))]
     layers += environment_layers(env_file)
     layers.append(("test_config", test_config or {}))
@@ -53,11 +54,11 @@ def load_config(app, test_config=None, env_file=None):
                     f"{source}: DEBUG is not a setting here; "
                     "debug mode comes only from `flask run --debug`"
                 )
-            if key not in app.config:
+            if key not in defaults:
                 raise ConfigError(
                     f"{source}: {key} is not a setting; declare it in config.py"
                 )
-            app.config[key] = convert(key, value, app.config[key], source)
+            app.config[key] = convert(key, value, defaults[key], source)
 
 
 def read_pyfile(path):

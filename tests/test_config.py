@@ -129,6 +129,14 @@ def test_values_take_the_type_of_their_default(
     assert type(make_app().config[key]) is type(value)
 
 
+def test_type_comes_from_the_default_not_an_earlier_layer(
+    make_app, instance, monkeypatch
+):
+    (instance / "config.py").write_text("MAX_CONTENT_LENGTH = None\n")
+    monkeypatch.setenv("FLASK_MAX_CONTENT_LENGTH", "1024")
+    assert make_app().config["MAX_CONTENT_LENGTH"] == 1024
+
+
 def test_bad_value_in_environment_names_key_and_source(make_app, monkeypatch):
     monkeypatch.setenv("FLASK_MAX_CONTENT_LENGTH", "big")
     message = (
