@@ -195,8 +195,9 @@ def launch(server):
     server.pidfile.parent.mkdir(exist_ok=True)
     server.log.parent.mkdir(exist_ok=True)
     command = [sys.executable, "-m", "gunicorn", "--pid", str(server.pidfile)]
-    command += ["--error-logfile", str(server.log)]
-    command += ["--access-logfile", str(server.access_log), "--capture-output"]
+    command += ["--error-logfile", str(server.log), "--capture-output"]
+    if server.settings["ACCESS_LOG"]:
+        command += ["--access-logfile", str(server.access_log)]
     log_start = server.log.stat().st_size if server.log.exists() else 0
     with open(server.log, "ab") as log:
         # A session of its own: the server outlives the script, and its process

@@ -39,6 +39,7 @@ def read():
         "LOG_LEVEL": log_level(*get("LOG_LEVEL", "info")),
         "GRACEFUL_TIMEOUT": number(*get("GRACEFUL_TIMEOUT", "30"), 1, 3600),
         "START_TIMEOUT": number(*get("START_TIMEOUT", "30"), 1, 3600),
+        "ACCESS_LOG": switch(*get("ACCESS_LOG", "on")),
     }
 
 
@@ -67,6 +68,14 @@ def log_level(name, text, where):
             f"{name}={text!r} in {where}: use one of {', '.join(LOG_LEVELS)}"
         )
     return text.lower()
+
+
+def switch(name, text, where):
+    """Return text as on (True) or off (False)."""
+    word = text.lower()
+    if word not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
+        raise SettingError(f"{name}={text!r} in {where}: use on or off")
+    return word in ("on", "true", "yes", "1")
 
 
 def bind_address(settings):

@@ -17,7 +17,15 @@ from app import create_app
 from ops import serverctl
 
 PROJECT = Path(__file__).resolve().parent.parent
-SERVER_VARIABLES = ("HOST", "PORT", "WEB_CONCURRENCY", "LOG_LEVEL", "GRACEFUL_TIMEOUT")
+SERVER_VARIABLES = (
+    "HOST",
+    "PORT",
+    "WEB_CONCURRENCY",
+    "LOG_LEVEL",
+    "GRACEFUL_TIMEOUT",
+    "START_TIMEOUT",
+    "ACCESS_LOG",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -327,3 +327,10 @@ def test_reopen_logs_signals_only_our_servers(started, free_port):
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_access_log_can_be_turned_off(site):
+    result = site.run("start.sh", ACCESS_LOG="off")
+    assert result.returncode == 0, result.stderr
+    assert site.get()[0] == 200
+    assert not (site.path / "logs" / f"access-{site.port}.log").exists()

@@ -21,6 +21,7 @@ def test_defaults(env_file):
         "LOG_LEVEL": "info",
         "GRACEFUL_TIMEOUT": 30,
         "START_TIMEOUT": 30,
+        "ACCESS_LOG": True,
     }
 
 
@@ -41,12 +42,25 @@ def test_env_file_then_environment(env_file, monkeypatch):
         ("WEB_CONCURRENCY", "0", "from 1 to 64"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL='loud' in the environment: use one of"),
         ("HOST", "bad host;", "HOST='bad host;'"),
+        (
+            "ACCESS_LOG",
+            "sometimes",
+            "ACCESS_LOG='sometimes' in the environment: use on",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(env_file, monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
     with pytest.raises(settings.SettingError, match=message):
         settings.read()
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("off", False), ("ON", True), ("0", False)]
+)
+def test_access_log_switch(env_file, monkeypatch, text, value):
+    monkeypatch.setenv("ACCESS_LOG", text)
+    assert settings.read()["ACCESS_LOG"] is value
 
 
 def test_bad_value_in_env_file_names_the_file(env_file):
