@@ -1,7 +1,8 @@
-"""deploy/: the nginx site file and the logrotate snippet, run for real.
+"""deploy/: the nginx site file and the logrotate snippet, run for real, and the
+systemd unit, checked by systemd-analyze.
 
-Skipped, with the reason, where nginx or logrotate is not installed; .ci/run
-installs both. Only 127.0.0.1, bounded waits, everything stopped at the end.
+Skipped, with the reason, where nginx, logrotate or systemd is not installed;
+.ci/run installs them. Only 127.0.0.1, bounded waits, everything stopped at the end.
 """
 
 import grp
@@ -195,3 +196,25 @@ def test_logrotate_loses_no_line_and_gunicorn_reopens(tmp_path, started):
         word for line in lines for word in line.split() if word.startswith("rot-")
     ]
     assert sorted(logged) == sorted(sent), "access log lines were lost or doubled"
+
+
+def test_systemd_unit_passes_systemd_analyze(tmp_path, project):
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    with open(os.path.join(DEPLOY, "myapp@.service")) as recipe:
+        unit = recipe.read()
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    unit = replace_once(unit, "User=myapp", f"User={user}")
+    unit = replace_once(unit, "Group=myapp", f"Group={group}")
+    unit = unit.replace("/srv/myapp/venv", sys.prefix)
+    unit = unit.replace("/srv/myapp", str(project))
+    (tmp_path / "myapp@.service").write_text(unit)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "myapp@5000.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "myapp@" not in result.stderr, result.stderr
