@@ -334,3 +334,24 @@ def test_access_log_can_be_turned_off(site):
     assert result.returncode == 0, result.stderr
     assert site.get()[0] == 200
     assert not (site.path / "logs" / f"access-{site.port}.log").exists()
+
+
+def test_stop_kills_a_server_that_ignores_term(site):
+    assert site.run("start.sh", GRACEFUL_TIMEOUT="1").returncode == 0
+    pid = site.pid()
+    os.killpg(pid, signal.SIGSTOP)  # TERM stays pending: it cannot stop
+    result = site.run("stop.sh", GRACEFUL_TIMEOUT="1")
+    assert result.returncode == 0, result.stderr
+    assert "did not stop within 1 s: killed" in result.stderr
+    assert result.stdout == f"stopped {site.path.name} (pid {pid})\n"
+    assert site.servers() == []
+    assert not listening(site.port)
+    assert not site.pidfile().exists()
+
+
+def test_pidfile_without_a_pid_is_stale(site):
+    site.pidfile().parent.mkdir()
+    site.pidfile().write_text("not a pid\n")
+    result = site.run("start.sh")
+    assert result.returncode == 0, result.stderr
+    assert "it holds no pid" in result.stdout
