@@ -49,6 +49,17 @@ def fetch(port, headers=None):
         connection.close()
 
 
+def read_recipe(name):
+    """Return the text of deploy/name."""
+    with open(os.path.join(DEPLOY, name)) as recipe:
+        return recipe.read()
+
+
+def user_and_group():
+    """Return the names of the user and group running the tests."""
+    return pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+
+
 def replace_once(text, old, new):
     """Replace old, which must occur exactly once (the recipe changed otherwise)."""
     assert text.count(old) == 1, f"{old!r} should occur once in the recipe"
@@ -75,8 +86,7 @@ def nginx(tmp_path, two_instances, free_port):
     tmp.mkdir()
     os.chmod(tmp, 0o777)  # nginx's workers may run as another user
     listen = free_port()
-    with open(os.path.join(DEPLOY, "nginx-site.conf")) as recipe:
-        conf = recipe.read()
+    conf = read_recipe("nginx-site.conf")
     conf = replace_once(conf, "server 127.0.0.1:5000 ", f"server 127.0.0.1:{ports[0]} ")
     conf = replace_once(conf, "server 127.0.0.1:5001 ", f"server 127.0.0.1:{ports[1]} ")
     conf = replace_once(conf, "listen 80;", f"listen 127.0.0.1:{listen};")
@@ -148,10 +158,8 @@ def test_logrotate_loses_no_line_and_gunicorn_reopens(tmp_path, started):
     if not shutil.which("logrotate"):
         pytest.skip("logrotate is not installed (apt-get install logrotate)")
     site = started
-    with open(os.path.join(DEPLOY, "logrotate.conf")) as recipe:
-        conf = recipe.read()
-    user = pwd.getpwuid(os.getuid()).pw_name
-    group = grp.getgrgid(os.getgid()).gr_name
+    conf = read_recipe("logrotate.conf")
+    user, group = user_and_group()
     conf = replace_once(conf, "su myapp myapp", f"su {user} {group}")
     conf = replace_once(conf, '"/srv/myapp/venv/bin/python"', f'"{sys.executable}"')
     conf = conf.replace("/srv/myapp", str(site.path))
@@ -201,10 +209,8 @@ def test_logrotate_loses_no_line_and_gunicorn_reopens(tmp_path, started):
 def test_systemd_unit_passes_systemd_analyze(tmp_path, project):
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
-    with open(os.path.join(DEPLOY, "myapp@.service")) as recipe:
-        unit = recipe.read()
-    user = pwd.getpwuid(os.getuid()).pw_name
-    group = grp.getgrgid(os.getgid()).gr_name
+    unit = read_recipe("myapp@.service")
+    user, group = user_and_group()
     unit = replace_once(unit, "User=myapp", f"User={user}")
     unit = replace_once(unit, "Group=myapp", f"Group={group}")
     unit = unit.replace("/srv/myapp/venv", sys.prefix)
