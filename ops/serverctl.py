@@ -80,9 +80,7 @@ def start():
     if pid:
         say(f"{APP} is already running (pid {pid})")
         return 0
-    pid = launch(server)
-    say(f"started {APP} (pid {pid}) at http://{server.bind}, logs in logs/")
-    return 0
+    return start_server(server)
 
 
 def stop():
@@ -109,9 +107,7 @@ def restart():
     server = Instance()
     pid = find_server(server)
     if not pid:
-        pid = launch(server)
-        say(f"started {APP} (pid {pid}) at http://{server.bind}, logs in logs/")
-        return 0
+        return start_server(server)
     # A HUP with code that does not import takes the whole server down.
     error = check_app()
     if error:
@@ -184,6 +180,13 @@ def find_server(server, remove_stale=True):
     return None
 
 
+def start_server(server):
+    """Launch the server and say where it runs."""
+    pid = launch(server)
+    say(f"started {APP} (pid {pid}) at http://{server.bind}, logs in logs/")
+    return 0
+
+
 def launch(server):
     """Start gunicorn detached; return its pid once every worker has loaded the
     app and the ping answers. On failure stop it, remove its pidfile and raise."""
@@ -235,18 +238,21 @@ def launch(server):
     raise Failure(f"start failed: {why}: {error} (see logs/{server.log.name})")
 
 
-def ready_workers(logfile, offset):
-    """Count the "worker ready" lines (gunicorn.conf.py) written after offset."""
+def log_since(logfile, offset):
+    """Return what was written to logfile after offset, as bytes."""
     with open(logfile, "rb") as log:
         log.seek(offset)
-        return log.read().count(b" gunicorn.ready: worker ready ")
+        return log.read()
+
+
+def ready_workers(logfile, offset):
+    """Count the "worker ready" lines (gunicorn.conf.py) written after offset."""
+    return log_since(logfile, offset).count(b" gunicorn.ready: worker ready ")
 
 
 def last_error(logfile, offset):
     """Return the line of the log (after offset) that best says what went wrong."""
-    with open(logfile, "rb") as log:
-        log.seek(offset)
-        lines = log.read().decode(errors="replace").splitlines()
+    lines = log_since(logfile, offset).decode(errors="replace").splitlines()
     for line in lines:  # the first exception line, e.g. "ConfigError: ..."
         head = line.split(":", 1)[0]
         if line and not line[0].isspace() and head.endswith(("Error", "Exception")):
@@ -322,17 +328,25 @@ def reload(server, pid):
 # Processes -----------------------------------------------------------------------
 
 
+def stat_fields(pid):
+    """Return the fields of /proc/PID/stat after the command name (state first,
+    then parent pid and process group), or None if there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name in parentheses may hold spaces: split after it.
+    return stat[stat.rindex(")") + 2 :].split()
+
+
 def process_table():
     """Return {pid: (parent pid, process group, state)} for every process."""
     table = {}
     if os.path.isdir("/proc/self"):
-        for name in os.listdir("/proc"):
-            if name.isdigit():
-                with contextlib.suppress(OSError):
-                    stat = Path(f"/proc/{name}/stat").read_text()
-                    # The command name in parentheses may hold spaces: split after it.
-                    fields = stat[stat.rindex(")") + 2 :].split()
-                    table[int(name)] = (int(fields[1]), int(fields[2]), fields[0])
+        for name in filter(str.isdigit, os.listdir("/proc")):
+            fields = stat_fields(name)
+            if fields:
+                table[int(name)] = (int(fields[1]), int(fields[2]), fields[0])
         return table
     ps = ["ps", "-A", "-o", "pid=,ppid=,pgid=,stat="]
     for line in subprocess.run(ps, capture_output=True, text=True).stdout.splitlines():
@@ -344,11 +358,8 @@ def process_table():
 def process_state(pid):
     """Return the state letter of pid (R, S, Z ...), or None if it does not exist."""
     if os.path.isdir("/proc/self"):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return None
-        return stat[stat.rindex(")") + 2]
+        fields = stat_fields(pid)
+        return fields[0] if fields else None
     ps = ["ps", "-o", "stat=", "-p", str(pid)]
     state = subprocess.run(ps, capture_output=True, text=True).stdout.strip()
     return state[:1] or None
