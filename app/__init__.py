@@ -6,6 +6,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import errors, health, request_id
 from app.config import ensure_secret_key, load_config
 from app.log import init_logging
+from app.session import CookieSessionInterface
 
 
 def create_app(test_config=None, instance_path=None, env_file=None):
@@ -18,6 +19,7 @@ def create_app(test_config=None, instance_path=None, env_file=None):
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     load_config(app, test_config, env_file)
     ensure_secret_key(app)
+    app.session_interface = CookieSessionInterface()
     app.json.ensure_ascii = False  # keep Chinese (and all non-ASCII) readable
 
     proxies = app.config["TRUSTED_PROXIES"]
