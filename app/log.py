@@ -9,9 +9,8 @@ rotating one file lose lines. Rotate from outside (logrotate, then USR1).
 import logging
 import os
 
-from flask import g, has_request_context
-
 from app.config import ConfigError
+from app.request_id import current_id
 
 # Keep in step with the format in gunicorn.conf.py.
 LOG_FORMAT = (
@@ -25,7 +24,7 @@ class RequestIdFilter(logging.Filter):
     """Put the current request id (or "-") on each record as request_id."""
 
     def filter(self, record):
-        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        record.request_id = current_id()
         return True
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from app.config import ConfigError
 from app.log import HANDLER_NAME, LOG_FORMAT, RequestIdFilter
+from app.request_id import ENVIRON_KEY
 
 
 def our_handlers():
@@ -22,8 +23,7 @@ def test_two_apps_add_one_handler(make_app):
 def test_a_line_has_time_level_pid_request_id_and_logger(make_app):
     app = make_app()
     record = logging.LogRecord("app", logging.INFO, __file__, 1, "hello", None, None)
-    with app.test_request_context(headers={"X-Request-ID": "r-1"}):
-        app.preprocess_request()
+    with app.test_request_context(environ_overrides={ENVIRON_KEY: "r-1"}):
         RequestIdFilter().filter(record)
     line = logging.Formatter(LOG_FORMAT).format(record)
     assert line.endswith(f" INFO [{record.process}] [r-1] app: hello")
