@@ -1,10 +1,11 @@
 """gunicorn settings. gunicorn reads this file from the project folder by itself,
 on start and again on HUP (restart.sh), so edited settings and .env take effect.
 
-HOST, PORT, WEB_CONCURRENCY, LOG_LEVEL and GRACEFUL_TIMEOUT come from the
-environment or .env (ops/settings.py). Nothing of the app is imported here: this
-file must load even when the app is broken, so that the error reaches the log.
-Logs go to stderr; start.sh adds the pidfile, log files and --capture-output.
+HOST, PORT, WEB_CONCURRENCY, LOG_LEVEL, GRACEFUL_TIMEOUT and ACCESS_LOG come
+from the environment or .env (ops/settings.py). Nothing of the app is imported
+here: this file must load even when the app is broken, so that the error reaches
+the log. Logs go to stderr and access lines to stdout, as systemd wants them;
+start.sh adds the pidfile, log files and --capture-output.
 """
 
 import logging
@@ -77,7 +78,9 @@ logconfig_dict = {
     },
 }
 # Access lines: time, client, request, status, bytes, duration, request id.
-# start.sh writes them to logs/access-PORT.log unless ACCESS_LOG=off.
+# They go to stdout (the journal under systemd) unless ACCESS_LOG=off; start.sh
+# sends them to logs/access-PORT.log instead.
+accesslog = "-" if values["ACCESS_LOG"] else None
 access_log_format = '%(t)s %(h)s "%(r)s" %(s)s %(b)s %(M)sms %({x-request-id}o)s'
 
 

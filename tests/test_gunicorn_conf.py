@@ -1,12 +1,16 @@
-"""gunicorn.conf.py: its logger builds access lines only for an access log."""
+"""gunicorn.conf.py: access lines only where an access log is wanted."""
 
 import datetime
 import logging
 import runpy
+import subprocess
+import sys
+import time
 
 import pytest
 from gunicorn.config import Config
 
+from ops import serverctl
 from tests.conftest import PROJECT
 
 
@@ -73,3 +77,31 @@ def test_an_access_log_gets_its_line(make_logger, tmp_path):
     )
     logger.access(Response(), [], ENVIRON, datetime.timedelta(milliseconds=3))
     assert path.read_text() == '"GET /health/ping HTTP/1.1" 200 id-1\n'
+
+
+@pytest.mark.parametrize("access_log", ["on", "off"])
+def test_in_the_foreground_access_lines_go_to_stdout(
+    project, python_env, free_port, access_log
+):
+    """As the systemd unit runs it: plain gunicorn, the journal takes stdout."""
+    port = free_port()
+    env = dict(python_env, PORT=str(port), ACCESS_LOG=access_log)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not serverctl.ping(f"http://127.0.0.1:{port}/health/ping"):
+            assert time.monotonic() < deadline, "gunicorn did not answer in 20 s"
+            assert server.poll() is None, "gunicorn exited"
+            time.sleep(0.05)
+    finally:
+        server.terminate()
+        stdout = server.communicate(timeout=20)[0]
+    logged = '"GET /health/ping HTTP/1.0" 200' in stdout
+    assert logged == (access_log == "on"), stdout
