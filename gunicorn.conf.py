@@ -22,10 +22,10 @@ wsgi_app = "wsgi:app"
 # Always set: without it gunicorn binds 0.0.0.0:$PORT whenever PORT is set.
 bind = settings.bind_address(values)
 
-# gthread, 2 workers x 4 threads: within 5% of the fastest simple setup measured
-# on 2 cores (bench/run.py, README "Performance"): 4,800 requests/s against
-# 5,100 for 2 x 2, 4,700 for 4 x 2, 4,400-4,600 for 2 to 5 sync workers and
-# 1,800 for 1 x 4 (one worker is one core).
+# gthread, 2 workers x 4 threads: with 2 x 2 the fastest simple setup on 2 cores
+# in every run, the two within a few percent (bench/run.py, README
+# "Performance"): 5,600 requests/s, against 4,900-5,300 for 2 to 5 sync workers
+# and 2,100 for 1 x 4 (one worker is one core).
 # Threads keep connections alive and are not blocked by one slow client as sync
 # workers are. Scale workers with cores, about 1 per core (WEB_CONCURRENCY); add
 # threads for apps that wait on I/O (databases, HTTP calls).
