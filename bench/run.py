@@ -46,9 +46,12 @@ def sync(workers):
 
 
 # The starter's own settings, read from gunicorn.conf.py (with the defaults),
-# which imports ops/ from the project folder.
+# which imports ops/ from the project folder, as this file does.
 sys.path.insert(0, str(PROJECT))
 SHIPPED = runpy.run_path(str(PROJECT / "gunicorn.conf.py"))
+
+from ops import serverctl  # noqa: E402 (needs the project folder on sys.path)
+
 SAME = gthread(SHIPPED["workers"], SHIPPED["threads"])
 # The bare app with the starter's settings first, then the simple alternatives.
 BARE_SETUPS = [SAME] + [
@@ -86,6 +89,16 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def first_answer(port, began, limit=30):
+    """Poll the ping every 2 ms; return the seconds from began (a perf_counter
+    time) to its first 200, or None if none came within limit seconds."""
+    while not answers(port):
+        if time.perf_counter() - began > limit:
+            return None
+        time.sleep(0.002)
+    return time.perf_counter() - began
+
+
 def answers(port):
     """Say whether /health/ping on port answers 200."""
     try:
@@ -118,8 +131,9 @@ def cpu_seconds(pids):
     """Return the CPU time (user + system) pids have used so far."""
     ticks = 0
     for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
+        # utime and stime: fields 14 and 15 of /proc/PID/stat, counted from 1.
+        fields = serverctl.stat_fields(pid)
+        ticks += int(fields[14 - 3]) + int(fields[15 - 3])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -173,9 +187,7 @@ class Starter:
         first = []
 
         def watch():
-            while not answers(self.port):
-                time.sleep(0.002)
-            first.append(time.perf_counter() - began)
+            first.append(first_answer(self.port, began))
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
@@ -209,11 +221,10 @@ class Bare:
             # it the server gets against wrk.
             start_new_session=True,
         )
-        while not answers(self.port):
-            if time.perf_counter() - began > 30:
-                sys.exit(f"error: bare gunicorn {self.options} did not answer in 30 s")
-            time.sleep(0.002)
-        return time.perf_counter() - began
+        took = first_answer(self.port, began)
+        if took is None:
+            sys.exit(f"error: bare gunicorn {self.options} did not answer in 30 s")
+        return took
 
     def stop(self):
         """TERM gunicorn; return the seconds until nothing listens."""
