@@ -11,7 +11,7 @@ import os
 APP_NAME = os.path.basename(os.path.dirname(os.path.abspath(__file__)))
 
 # Signs sessions and cookies. Never commit one: set it in instance/config.py or
-# FLASK_SECRET_KEY. Left empty, each server makes a random one at start.
+# FLASK_SECRET_KEY. Left empty, the first start makes one in instance/secret_key.
 SECRET_KEY = None
 
 # Old keys still accepted for signed data while you rotate SECRET_KEY.

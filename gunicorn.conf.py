@@ -1,22 +1,21 @@
-"""gunicorn settings. gunicorn reads this file from the project folder by itself,
-on start and again on HUP (restart.sh), so edited settings and .env take effect.
+"""gunicorn settings. gunicorn reads this file from the project folder by itself.
 
 HOST, PORT, WEB_CONCURRENCY, LOG_LEVEL, GRACEFUL_TIMEOUT and ACCESS_LOG come
-from the environment or .env (ops/settings.py). Nothing of the app is imported
-here: this file must load even when the app is broken, so that the error reaches
-the log. Logs go to stderr and access lines to stdout, as systemd wants them;
-start.sh adds the pidfile, log files and --capture-output.
+from the environment or .env (ops/settings.py); under start.sh, from the record
+start.sh or restart.sh checked and wrote. Nothing of the app is imported here:
+this file must load even when the app is broken, so that the error reaches the
+log. In the foreground (systemd, containers) logs go to stderr and access lines
+to stdout; under start.sh, to files in logs/.
 """
 
-import logging
 import os
-import secrets
 
 from gunicorn import glogging
 
 from ops import settings
 
-values = settings.read()
+record = settings.launched_by_start()
+values = record["settings"] if record else settings.read()
 
 wsgi_app = "wsgi:app"
 # Always set: without it gunicorn binds 0.0.0.0:$PORT whenever PORT is set.
@@ -39,8 +38,10 @@ keepalive = 5
 graceful_timeout = values["GRACEFUL_TIMEOUT"]
 # A worker silent for this many seconds is killed and replaced.
 timeout = 30
-# Off, so that a reload (HUP) imports changed code and settings anew.
-preload_app = False
+# The app is loaded once, in the master, and every worker is a copy of it: a
+# worker replaced later (a crash, a timeout) never imports code from disk, which
+# may be half-edited by then. New code comes by a new master (restart.sh).
+preload_app = True
 # Never debug mode here: the debugger would let any client run code.
 os.environ.pop("FLASK_DEBUG", None)
 # gunicorn 25.1+ opens one control socket per user; a second app would take it over.
@@ -57,9 +58,6 @@ logconfig_dict = {
             "handlers": ["stderr"],
             "propagate": False,
         },
-        # One line per worker that has loaded the app, whatever LOG_LEVEL says:
-        # start.sh and restart.sh wait for them all before they report success.
-        "gunicorn.ready": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
     },
     "handlers": {
         "stderr": {
@@ -78,10 +76,18 @@ logconfig_dict = {
     },
 }
 # Access lines: time, client, request, status, bytes, duration, request id.
-# They go to stdout (the journal under systemd) unless ACCESS_LOG=off; start.sh
-# sends them to logs/access-PORT.log instead.
-accesslog = "-" if values["ACCESS_LOG"] else None
 access_log_format = '%(t)s %(h)s "%(r)s" %(s)s %(b)s %(M)sms %({x-request-id}o)s'
+if record:
+    # start.sh: the pidfile and both logs under run/ and logs/, one set per port;
+    # print() and anything written to stderr go to the log too.
+    port = values["PORT"]
+    pidfile = str(settings.pidfile(port))
+    errorlog = str(settings.error_log(port))
+    capture_output = True
+    accesslog = str(settings.access_log(port)) if values["ACCESS_LOG"] else None
+else:
+    # In the foreground: access lines to stdout (the journal under systemd).
+    accesslog = "-" if values["ACCESS_LOG"] else None
 
 
 class Logger(glogging.Logger):
@@ -98,20 +104,3 @@ class Logger(glogging.Logger):
 
 
 logger_class = Logger
-
-# One random secret key per server, made here in the master so that all its
-# workers (and those after a reload) share it; the app uses it only when no
-# SECRET_KEY is configured. The names match SERVER_KEY_VARIABLE and
-# KEY_WARNED_VARIABLE in app/config.py.
-os.environ.setdefault("_APP_SERVER_SECRET_KEY", secrets.token_hex(32))
-
-
-def post_fork(server, worker):
-    """Let only the server's first worker warn that the secret key is random."""
-    if worker.age > 1:
-        os.environ["_APP_SECRET_KEY_WARNED"] = "1"
-
-
-def post_worker_init(worker):
-    """Log that this worker has loaded the app and is about to serve."""
-    logging.getLogger("gunicorn.ready").info("worker ready (pid: %s)", worker.pid)

@@ -1,9 +1,9 @@
 #!/bin/sh
 # Start the app under gunicorn in the background; return 0 once every worker
-# has loaded the app and /health/ping answers, or print why it could not start
-# and leave nothing running. Reads HOST, PORT, WEB_CONCURRENCY, LOG_LEVEL,
+# serves and /health/ping answers, or print why it could not start and leave
+# nothing running. Reads HOST, PORT, WEB_CONCURRENCY, LOG_LEVEL,
 # GRACEFUL_TIMEOUT, START_TIMEOUT and ACCESS_LOG from the environment or .env.
-# One instance per port: PORT=5001 sh start.sh
+# One server per port: PORT=5001 sh start.sh
 set -eu
 # shellcheck source=ops/common.sh
 . "$(dirname -- "$0")/ops/common.sh"

@@ -1,7 +1,7 @@
 #!/bin/sh
-# Say whether the app runs and answers. Exit codes (LSB): 0 running and
-# answering, 1 not running but a stale pidfile is left, 3 not running,
-# 4 running but /health/ping does not answer. Reads PORT from the environment or .env.
+# List the servers of this folder: port, pid, uptime, URL. Exit codes (LSB), for
+# the server of PORT (from the environment or .env): 0 running, 1 dead but its
+# record is left, 3 not running, 4 unknown (running but not answering).
 set -eu
 # shellcheck source=ops/common.sh
 . "$(dirname -- "$0")/ops/common.sh"

@@ -13,6 +13,7 @@ Any problem raises ConfigError with a one-line message naming the key and source
 import json
 import os
 import secrets
+import tempfile
 import traceback
 from datetime import timedelta
 from pathlib import Path
@@ -22,10 +23,8 @@ from dotenv import dotenv_values
 # The flask command's own variables: they steer the command, never the config.
 CLI_VARIABLES = {"APP", "DEBUG", "ENV", "ENV_FILE", "SKIP_DOTENV"}
 
-# Made once per server by gunicorn.conf.py so that all workers sign alike.
-SERVER_KEY_VARIABLE = "_APP_SERVER_SECRET_KEY"
-# Set by gunicorn.conf.py in every worker but the first: warn once per server.
-KEY_WARNED_VARIABLE = "_APP_SECRET_KEY_WARNED"
+# The key made when none is configured, in the instance folder (git-ignored).
+KEY_FILE = "secret_key"
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
@@ -143,13 +142,40 @@ def parse(key, text, kind, source):
 
 
 def ensure_secret_key(app):
-    """Use the server's random key when none is configured, and say so once."""
+    """Use the configured SECRET_KEY, else the one in instance/secret_key, which
+    the first start (by any entry point) makes: every later start, reload and
+    server of this folder then signs alike, and sessions survive restarts."""
     if app.config["SECRET_KEY"]:
         return
-    shared = os.environ.get(SERVER_KEY_VARIABLE)
-    app.config["SECRET_KEY"] = shared or secrets.token_hex(32)
-    if not os.environ.get(KEY_WARNED_VARIABLE):
-        app.logger.warning(
-            "no SECRET_KEY configured: using a random key that lasts until the "
-            "server stops; set SECRET_KEY in instance/config.py or FLASK_SECRET_KEY"
-        )
+    path = Path(app.instance_path) / KEY_FILE
+    if not path.exists():
+        make_key_file(path)
+        app.logger.info("no SECRET_KEY configured: made one in %s", path)
+    key = path.read_text().strip()
+    if not key:
+        raise ConfigError(f"{path} is empty: delete it (a new key is made) or set one")
+    app.config["SECRET_KEY"] = key
+
+
+def make_key_file(path):
+    """Write a new random key to path (mode 0600) unless another process has
+    just done so: the key is written to a draft, then linked into place, so no
+    reader ever sees a half-written file and the first writer wins."""
+    draft = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{KEY_FILE}.")
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_hex(32) + "\n")
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise ConfigError(
+            f"no SECRET_KEY is configured and {path} cannot be written "
+            f"({error.strerror}): set FLASK_SECRET_KEY, or SECRET_KEY in "
+            "instance/config.py"
+        ) from None
+    finally:
+        if draft:
+            os.unlink(draft)

@@ -50,8 +50,6 @@ def sync(workers):
 sys.path.insert(0, str(PROJECT))
 SHIPPED = runpy.run_path(str(PROJECT / "gunicorn.conf.py"))
 
-from ops import serverctl  # noqa: E402 (needs the project folder on sys.path)
-
 SAME = gthread(SHIPPED["workers"], SHIPPED["threads"])
 # The bare app with the starter's settings first, then the simple alternatives.
 BARE_SETUPS = [SAME] + [
@@ -131,8 +129,10 @@ def cpu_seconds(pids):
     """Return the CPU time (user + system) pids have used so far."""
     ticks = 0
     for pid in pids:
-        # utime and stime: fields 14 and 15 of /proc/PID/stat, counted from 1.
-        fields = serverctl.stat_fields(pid)
+        # utime and stime: fields 14 and 15 of /proc/PID/stat, counted from 1;
+        # the command name in parentheses may hold spaces: split after it.
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
         ticks += int(fields[14 - 3]) + int(fields[15 - 3])
     return ticks / os.sysconf("SC_CLK_TCK")
 

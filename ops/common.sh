@@ -1,7 +1,7 @@
 # shellcheck shell=sh
 # Sourced by start.sh, stop.sh, restart.sh and status.sh (POSIX sh): finds the
 # project folder and the Python environment that has gunicorn, then hands over
-# to ops/serverctl.py, which knows the settings, the per-port pidfile and logs,
+# to ops/serverctl.py, which knows the settings, each server's record and logs,
 # and how to tell our server from any other process.
 
 PROJECT=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd -P)
@@ -27,5 +27,5 @@ find_python() {
 # Run one command of ops/serverctl.py (start, stop, restart or status).
 serverctl() {
     find_python
-    exec "$PYTHON" "$PROJECT/ops/serverctl.py" "$1"
+    exec "$PYTHON" "$PROJECT/ops/serverctl.py" "$@"
 }

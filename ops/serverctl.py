@@ -1,17 +1,23 @@
 """Start, stop, reload and check the server: the work behind start.sh, stop.sh,
 restart.sh and status.sh, which run `python ops/serverctl.py COMMAND`.
 
-Settings come from ops/settings.py (the environment, then .env). One instance
-per port: run/app-PORT.pid, logs/app-PORT.log and logs/access-PORT.log. A
-pidfile is trusted only when it names a live gunicorn running in this project
-folder. Processes are read from /proc on Linux (ps and lsof elsewhere, e.g.
-macOS for development), so a server needs neither curl nor ps. Each step
-prints one line; errors go to stderr.
+One server per port. start.sh launches gunicorn in a session of its own and
+keeps a record, run/app-PORT.json: the master's pid, its start time and the
+checked settings, which gunicorn.conf.py reads. A process is ours only while its
+pid and start time both match the record: no name, folder or command line is
+trusted, and nothing else is ever signalled. New code comes by a new master
+beside the old one (USR2); the old one is retired (TERM, graceful) only once the
+new one serves. One script at a time acts on the folder (run/lock), every wait
+has a deadline, and each outcome is one line. Processes are read from /proc on
+Linux, from ps elsewhere (macOS, for development).
 """
 
 import contextlib
-import io
+import errno
+import fcntl
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,46 +29,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ops import settings  # noqa: E402 (needs the project folder on sys.path)
 
-PROJECT = os.path.realpath(settings.PROJECT)
-APP = os.path.basename(PROJECT)
-POLL = 0.005  # seconds between checks: scripts return soon after the fact
+APP = settings.PROJECT.name
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+LINUX = os.path.isdir("/proc/self/task")
 
 
 class Failure(Exception):
     """A step that failed; the message says why, and what to do."""
 
 
-class Instance:
-    """This project's server on one port: its settings, pidfile and logs."""
-
-    def __init__(self):
-        self.settings = settings.read()
-        port = self.settings["PORT"]
-        self.pidfile = Path(PROJECT, "run", f"app-{port}.pid")
-        self.log = Path(PROJECT, "logs", f"app-{port}.log")
-        self.access_log = Path(PROJECT, "logs", f"access-{port}.log")
-        self.bind = settings.bind_address(self.settings)
-        self.url = settings.local_url(self.settings)
-
-
 def main(argv):
-    """Run the command named by argv[1]; return the exit code."""
+    """Run the command named by argv[1:]; return the exit code."""
     commands = {
         "start": start,
         "stop": stop,
         "restart": restart,
         "status": status,
-        "check-app": check_app_command,
         "reopen-logs": reopen_logs,
     }
-    if len(argv) != 2 or argv[1] not in commands:
+    name, options = (argv[1:2] or [""])[0], argv[2:]
+    if name not in commands or options not in ([], ["--all"][: name == "stop"]):
         print(f"usage: serverctl.py {{{'|'.join(commands)}}}", file=sys.stderr)
         return 2
+    os.environ.pop(settings.RECORD_VARIABLE, None)  # the record is gunicorn's only
+    # A closed terminal or a TERM stops a script as Ctrl-C does: undoing its step.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.default_int_handler)
     try:
-        return commands[argv[1]]()
+        return commands[name](*options)
     except (Failure, settings.SettingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as interrupt:
+        why = f": {interrupt}" if str(interrupt) else ""
+        print(f"interrupted{why}", file=sys.stderr)
+        return 130
 
 
 def say(message):
@@ -75,185 +76,300 @@ def say(message):
 
 def start():
     """start.sh: start the server in the background; return once it answers."""
-    server = Instance()
-    pid = find_server(server)
-    if pid:
-        say(f"{APP} is already running (pid {pid})")
-        return 0
-    return start_server(server)
+    values = settings.read()
+    with folder_lock(values):
+        pid = running(values["PORT"])
+        if pid:
+            say(f"{APP} is already running (pid {pid}) at {address(values)}")
+            return 0
+        launch(values)
+    return 0
 
 
-def stop():
-    """stop.sh: TERM, wait for in-flight requests, KILL what is left, and
-    return once nothing listens on the port."""
-    server = Instance()
-    pid = find_server(server)
-    if not pid:
-        say(f"{APP} is not running")
-        return 0
-    grace = server.settings["GRACEFUL_TIMEOUT"]
-    if stop_server(pid, grace + 5):
-        print(f"{APP} did not stop within {grace} s: killed", file=sys.stderr)
-    while port_in_use(server.settings):
-        time.sleep(POLL)
-    server.pidfile.unlink(missing_ok=True)  # gunicorn's own, unless killed
-    say(f"stopped {APP} (pid {pid})")
+def stop(everything=None):
+    """stop.sh: stop the server of the configured port (--all: every server of
+    this folder) gracefully; name those still running."""
+    values = settings.read(strict=False)
+    with folder_lock(values):
+        ports = [port for port, _ in records()] if everything else [values["PORT"]]
+        for port in ports:
+            pid = running(port)
+            if not pid:
+                say(f"{APP} is not running on port {port}")
+                continue
+            if end([pid], values["GRACEFUL_TIMEOUT"] + 5):
+                say(f"{APP} (pid {pid}) did not stop in time: killed")
+            forget(port)
+            say(f"stopped {APP} on port {port} (pid {pid})")
+        name_the_others(ports)
     return 0
 
 
 def restart():
-    """restart.sh: check that the app loads, then HUP (new workers, old ones
-    retired gracefully: no request dropped). Start when not running."""
-    server = Instance()
-    pid = find_server(server)
-    if not pid:
-        return start_server(server)
-    # A HUP with code that does not import takes the whole server down.
-    error = check_app()
-    if error:
-        kept = f"{APP} (pid {pid}) keeps running the old code"
-        raise Failure(f"the app does not load: {error}; {kept}")
-    reload(server, pid)
-    say(f"reloaded {APP} (pid {pid})")
+    """restart.sh: new code and settings by a new master; start when not running."""
+    values = settings.read()
+    port = values["PORT"]
+    with folder_lock(values):
+        pid = running(port)
+        if not pid:
+            launch(values)
+            name_the_others([port])
+            return 0
+        record = read_record(port)
+        if values["HOST"] != record["settings"]["HOST"]:
+            raise Failure(
+                f"HOST is now {values['HOST']}, but {APP} (pid {pid}) listens on "
+                f"{record['settings']['HOST']}: a new address needs a stop and a "
+                f"start: sh stop.sh && sh start.sh"
+            )
+        check_code(pid, values)
+        new = upgrade(pid, record, values)
+    say(f"reloaded {APP} at {address(values)}: pid {new} serves, pid {pid} retired")
     return 0
 
 
 def status():
-    """status.sh: exit 0 running and answering, 1 not running with a stale
-    pidfile (left in place), 3 not running, 4 running but not answering."""
-    server = Instance()
-    pid = find_server(server, remove_stale=False)
-    if pid and ping(server.url, timeout=2.0):
-        say(f"{APP} is running (pid {pid}) at http://{server.bind}")
-        return 0
-    if pid:
-        say(f"{APP} is running (pid {pid}) but {server.url} does not answer")
-        return 4
-    if server.pidfile.exists():
-        return 1
-    say(f"{APP} is not running")
-    return 3
-
-
-def check_app_command():
-    """Exit 1 printing why when the app does not import (systemd's ExecReload)."""
-    error = check_app()
-    if error:
-        print(f"error: the app does not load: {error}", file=sys.stderr)
-        return 1
-    return 0
+    """status.sh: list every server of this folder. The exit code (LSB) is that
+    of the configured port: 0 running, 1 dead with its record left, 3 not
+    running, 4 unknown (running but not answering, or unreadable)."""
+    port = settings.read(strict=False)["PORT"]
+    code = 3
+    for other, record in records():
+        found, line = describe(other, record)
+        say(line)
+        code = found if other == port else code
+    if code == 3:
+        say(f"{APP} is not running on port {port}")
+    return code
 
 
 def reopen_logs():
-    """logrotate's postrotate: USR1 to each running server of this project
+    """logrotate's postrotate: USR1 to each running server of this folder
     (gunicorn then reopens its log files), and to no other process."""
-    for pidfile in sorted(Path(PROJECT, "run").glob("app-*.pid")):
-        pid = read_pid(pidfile)
-        if pid and is_ours(pid):
-            os.kill(pid, signal.SIGUSR1)
+    for _, record in records():
+        if ours(record):
+            os.kill(record["pid"], signal.SIGUSR1)
     return 0
 
 
 # Steps -------------------------------------------------------------------------
 
 
-def find_server(server, remove_stale=True):
-    """Return the pid of our server on this port, or None. A stale pidfile
-    (no pid, a dead one, or not our gunicorn) is reported and removed, never
-    acted on."""
-    if not server.pidfile.exists():
-        return None
-    pid = read_pid(server.pidfile)
-    if pid and is_ours(pid):
-        return pid
-    if pid is None:
-        why = "it holds no pid"
-    elif not alive(pid):
-        why = f"pid {pid} is not running"
-    else:
-        why = f"pid {pid} is another program, left alone"
-    if remove_stale:
-        server.pidfile.unlink(missing_ok=True)
-        say(f"removed stale pidfile run/{server.pidfile.name}: {why}")
-    else:
-        say(f"stale pidfile run/{server.pidfile.name}: {why}")
-    return None
-
-
-def start_server(server):
-    """Launch the server and say where it runs."""
-    pid = launch(server)
-    say(f"started {APP} (pid {pid}) at http://{server.bind}, logs in logs/")
-    return 0
-
-
-def launch(server):
-    """Start gunicorn detached; return its pid once every worker has loaded the
-    app and the ping answers. On failure stop it, remove its pidfile and raise."""
-    if port_in_use(server.settings):
-        raise Failure(
-            f"{server.bind} is already in use by another program; "
-            "stop it or choose another port, e.g. PORT=5001 sh start.sh"
-        )
-    server.pidfile.parent.mkdir(exist_ok=True)
-    server.log.parent.mkdir(exist_ok=True)
-    command = [sys.executable, "-m", "gunicorn", "--pid", str(server.pidfile)]
-    command += ["--error-logfile", str(server.log), "--capture-output"]
-    if server.settings["ACCESS_LOG"]:
-        command += ["--access-logfile", str(server.access_log)]
-    log_start = server.log.stat().st_size if server.log.exists() else 0
-    with open(server.log, "ab") as log:
-        # A session of its own: the server outlives the script, and its process
-        # group (id = its pid) holds just it and its workers. Its output goes to
-        # the log from the first instant: a bad setting fails before gunicorn
-        # opens any log.
-        process = subprocess.Popen(
-            command,
-            cwd=PROJECT,
+def launch(values):
+    """Start gunicorn detached; return once every worker serves. On failure or
+    Ctrl-C stop it, leave no pidfile or record behind, and raise."""
+    port = values["PORT"]
+    check_address(values)
+    log_path = settings.error_log(port)
+    with writing(log_path):
+        log_path.parent.mkdir(exist_ok=True)
+        log = log_path.open("ab")  # closed once gunicorn has it
+    pidfile = settings.pidfile(port)
+    if pidfile.exists():  # not ours (no record matches), and it would stop gunicorn
+        say(f"removed stale pidfile run/{pidfile.name} ({pidfile.read_text().strip()})")
+        pidfile.unlink()
+    write_record(port, {"settings": values})
+    env = dict(os.environ, **{settings.RECORD_VARIABLE: str(settings.record(port))})
+    # A session of its own: the server outlives the script and its terminal, and
+    # its process group holds just it and its workers. Its output goes to the
+    # log from the first instant: a bad setting fails before gunicorn opens any.
+    with log:
+        server = subprocess.Popen(
+            [GUNICORN],
+            cwd=settings.PROJECT,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             start_new_session=True,
         )
-    timeout = server.settings["START_TIMEOUT"]
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            why = f"gunicorn exited with code {process.returncode}"
-            break
-        if (
-            ready_workers(server.log, log_start) >= server.settings["WEB_CONCURRENCY"]
-            and read_pid(server.pidfile) == process.pid
-            and ping(server.url)
-        ):
-            return process.pid
-        if time.monotonic() > deadline:
-            why = f"{server.url} did not answer within {timeout} s"
-            break
-        time.sleep(POLL)
-    stop_server(process.pid, 5)
-    if read_pid(server.pidfile) == process.pid:
-        server.pidfile.unlink()
-    error = last_error(server.log, log_start)
-    raise Failure(f"start failed: {why}: {error} (see logs/{server.log.name})")
+        offset = log.tell()
+    try:
+        write_record(port, new_record(server.pid, values))
+        wait_until(
+            lambda: server.poll() is not None or serves(server.pid, pidfile, values),
+            values["START_TIMEOUT"],
+            "the app to answer",
+        )
+        if server.returncode is not None:
+            why = last_error(log_path, offset)
+            raise Failure(f"gunicorn exited with code {server.returncode}: {why}")
+    except BaseException as error:
+        end([server.pid], 5)
+        forget(port)
+        if isinstance(error, KeyboardInterrupt):
+            raise KeyboardInterrupt("stopped the server that was starting") from None
+        raise Failure(f"start failed: {error} (see logs/{log_path.name})") from None
+    say(f"started {APP} (pid {server.pid}) at {address(values)}, logs in logs/")
 
 
-def log_since(logfile, offset):
-    """Return what was written to logfile after offset, as bytes."""
-    with open(logfile, "rb") as log:
+def upgrade(old, record, values):
+    """Start a new master beside old (USR2) with the code on disk and values;
+    once it serves, record it and retire old (TERM). Return the new pid. When
+    the new one fails, old keeps serving with its own code and settings."""
+    port = values["PORT"]
+    pidfile = settings.pidfile(port)
+    pidfile2 = Path(f"{pidfile}.2")
+    leftover = read_pid(pidfile2)
+    if leftover in children(old):
+        raise Failure(
+            f"a new master of an earlier reload (pid {leftover}) still runs beside "
+            f"pid {old}: stop both with sh stop.sh, then sh start.sh"
+        )
+    write_record(port, dict(record, settings=values))  # what the new master reads
+    before = children(old)
+    born = set()
+
+    def new_master():
+        """The new master's pid once it serves; raise if it died."""
+        born.update(children(old) - before)
+        new = read_pid(pidfile2)
+        if new in born and serves(new, pidfile2, values):
+            return new
+        if born and not any(map(started, born)):
+            raise Failure(f"it exited: {last_error(settings.error_log(port), offset)}")
+        return None
+
+    offset = settings.error_log(port).stat().st_size
+    os.kill(old, signal.SIGUSR2)
+    try:
+        new = wait_until(new_master, values["START_TIMEOUT"], "the new master")
+        write_record(port, new_record(new, values))
+    except BaseException as error:
+        end(born, 5)  # ours: children of our master, born of the USR2
+        write_record(port, record)
+        kept = f"{APP} (pid {old}) keeps running the old code"
+        if isinstance(error, KeyboardInterrupt):
+            raise KeyboardInterrupt(kept) from None
+        raise Failure(f"the new code did not start: {error}; {kept}") from None
+    os.kill(old, signal.SIGTERM)
+    wait_until(
+        lambda: not started(old) and read_pid(pidfile) == new,
+        values["GRACEFUL_TIMEOUT"] + 10,
+        f"the old master (pid {old}) to finish its requests",
+    )
+    return new
+
+
+def check_code(pid, values):
+    """Load the code on disk as a new master would (gunicorn --check-config)."""
+    check = subprocess.run(
+        [GUNICORN, "--check-config"],
+        cwd=settings.PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=values["START_TIMEOUT"],
+    )
+    if check.returncode != 0:
+        why = first_error(check.stderr.splitlines())
+        kept = f"{APP} (pid {pid}) keeps running the old code"
+        raise Failure(f"the app does not load: {why}; {kept}")
+
+
+def end(masters, wait):
+    """TERM our masters and wait until they are gone, then do the same for
+    their children still alive: a master stops its own workers, so those can
+    only be new masters born of a USR2. KILL what is left after wait seconds.
+    Return True when something had to be killed."""
+    killed = False
+    while masters:
+        kids = {kid for master in masters for kid in children(master)}
+        for pid in masters:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        try:
+            wait_until(gone(masters), wait, "the server to stop")
+        except Failure:
+            for pid in [*masters, *kids]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            wait_until(gone(masters), 10, "the killed server to go")
+            killed = True
+        masters = [kid for kid in kids if started(kid)]
+    return killed
+
+
+def check_address(values):
+    """Raise a Failure naming the cause when HOST:PORT cannot be listened on.
+    The probe binds as gunicorn does (SO_REUSEADDR: TIME_WAIT is no obstacle)."""
+    host, port = values["HOST"].strip("[]"), values["PORT"]
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except socket.gaierror:
+        raise Failure(f"HOST={host} is not a known name or address") from None
+    except OSError as error:
+        causes = {
+            errno.EADDRINUSE: f"port {port} is in use by {holder(port)}: stop it, or "
+            f"choose another port, e.g. PORT={port % 65535 + 1} sh start.sh",
+            errno.EADDRNOTAVAIL: f"{host} is not an address of this host: use one "
+            "it has (ip address), 127.0.0.1, or 0.0.0.0 for all",
+            errno.EACCES: f"permission denied for port {port}: ports below 1024 "
+            "need root; use PORT=5000 (and nginx in front for port 80)",
+        }
+        why = causes.get(error.errno, f"cannot listen on {host}:{port}: {error}")
+        raise Failure(why) from None
+
+
+def holder(port):
+    """Name the program that listens on port, where ss can tell."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        ss = ["ss", "-Hltnp", f"sport = :{port}"]
+        out = subprocess.run(ss, capture_output=True, text=True, timeout=5).stdout
+        if found := re.search(r'"([^"]+)",pid=(\d+)', out):
+            return f"{found[1]} (pid {found[2]})"
+    return "another program"
+
+
+def name_the_others(ports):
+    """Name every other running server of this folder and how to stop it."""
+    for port, record in records():
+        if port not in ports and ours(record):
+            say(
+                f"{APP} also runs on port {port} (pid {record['pid']}): stop it with "
+                f"PORT={port} sh stop.sh, or every one with sh stop.sh --all"
+            )
+
+
+def describe(port, record):
+    """Return (LSB code, one line) for the server recorded for port."""
+    if record is None:
+        return 4, f"{APP} on port {port}: status unknown, its record cannot be read"
+    if not ours(record):
+        return 1, (
+            f"{APP} is dead on port {port} (pid {record.get('pid')}), its record is "
+            f"left: sh start.sh starts it anew"
+        )
+    up = f"pid {record['pid']}, up {duration(time.time() - record['since'])}"
+    url = address(record["settings"])
+    if not ping(settings.local_url(record["settings"]), timeout=2):
+        return 4, f"{APP} is running on port {port} ({up}) but does not answer at {url}"
+    return 0, f"{APP} is running on port {port} ({up}) at {url}"
+
+
+def duration(seconds):
+    """Say seconds as "5 s", "3 min", "2 h 5 min" or "3 d 4 h"."""
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if days:
+        return f"{days:.0f} d {hours % 24:.0f} h"
+    if hours:
+        return f"{hours:.0f} h {minutes % 60:.0f} min"
+    return f"{minutes:.0f} min" if minutes else f"{seconds:.0f} s"
+
+
+def last_error(path, offset):
+    """Return the line of the log, after offset, that best says what went wrong."""
+    with open(path, "rb") as log:
         log.seek(offset)
-        return log.read()
+        return first_error(log.read().decode(errors="replace").splitlines())
 
 
-def ready_workers(logfile, offset):
-    """Count the "worker ready" lines (gunicorn.conf.py) written after offset."""
-    return log_since(logfile, offset).count(b" gunicorn.ready: worker ready ")
-
-
-def last_error(logfile, offset):
-    """Return the line of the log (after offset) that best says what went wrong."""
-    lines = log_since(logfile, offset).decode(errors="replace").splitlines()
-    for line in lines:  # the first exception line, e.g. "ConfigError: ..."
+def first_error(lines):
+    """Return the first exception line (e.g. "ConfigError: ..."), else the first
+    ERROR line, else the last line."""
+    for line in lines:
         head = line.split(":", 1)[0]
         if line and not line[0].isspace() and head.endswith(("Error", "Exception")):
             return line
@@ -263,149 +379,120 @@ def last_error(logfile, offset):
     return lines[-1] if lines else "nothing was logged"
 
 
-def stop_server(pid, wait):
-    """TERM our server pid and wait for it and its workers; KILL them after
-    wait seconds. Return True when they had to be killed."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if wait_gone(pid, wait):
-        return False
-    # Our server leads its own process group, which holds only it and its
-    # workers; the id of a group that still has members is never reused.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    wait_gone(pid, 10)
-    return True
+# The record, the lock and the files -------------------------------------------
 
 
-def wait_gone(pid, wait):
-    """Wait up to wait seconds for pid and its process group to end; say if they did."""
-    deadline = time.monotonic() + wait
-    while alive(pid) or group_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(POLL)
-    return True
+def new_record(pid, values):
+    """The record of master pid, just launched with values from this folder."""
+    return {
+        "folder": str(settings.PROJECT),
+        "pid": pid,
+        "started": started(pid),
+        "since": time.time(),
+        "settings": values,
+    }
 
 
-def check_app():
-    """Import the app as a gunicorn worker would; return why it fails, or None."""
-    os.chdir(PROJECT)
-    os.environ["_APP_SECRET_KEY_WARNED"] = "1"  # a trial, not a server
-    output = io.StringIO()
+def read_record(port):
+    """Return the record of port: {} if there is none, None if it cannot be read."""
     try:
-        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-            import wsgi  # noqa: F401
-    except Exception as error:
-        return f"{type(error).__name__}: {error}"
+        return json.loads(settings.record(port).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return None
+
+
+def write_record(port, record):
+    """Write the record of port atomically: a reader sees the old or the new."""
+    path = settings.record(port)
+    draft = path.with_suffix(".draft")
+    try:
+        with writing(path):
+            draft.write_text(json.dumps(record, indent=1) + "\n")
+            draft.replace(path)
+    finally:
+        draft.unlink(missing_ok=True)
+
+
+def records():
+    """Return (port, record) for every record in run/, by port."""
+    ports = sorted(
+        int(p.stem[4:]) for p in settings.RUN.glob("app-*.json") if p.stem[4:].isdigit()
+    )
+    return [(port, read_record(port)) for port in ports]
+
+
+def ours(record):
+    """Say whether record names a live master launched for this folder (a copy
+    of the folder copies its records): its pid, with its start time."""
+    if not record or record.get("folder") != str(settings.PROJECT):
+        return False
+    when = started(record.get("pid"))
+    return when is not None and when == record.get("started")
+
+
+def running(port):
+    """Return the pid of our master on port, or None. A record that names no
+    master of ours (a dead pid, or one now used by another program) is
+    reported and removed, never acted on."""
+    record = read_record(port)
+    if record is None:
+        raise Failure(f"cannot read run/app-{port}.json: check its owner and mode")
+    if not record or ours(record):
+        return record.get("pid")
+    say(f"removed the stale record of port {port}: pid {record.get('pid')} is not ours")
+    forget(port)
     return None
 
 
-def reload(server, pid):
-    """HUP our server; wait until its new workers have loaded the app, the old
-    ones are gone, and it answers."""
-    old = workers(pid)
-    log_start = server.log.stat().st_size
-    os.kill(pid, signal.SIGHUP)
-    timeout = server.settings["START_TIMEOUT"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            error = last_error(server.log, log_start)
-            raise Failure(f"the server stopped during the reload: {error}")
-        if (
-            ready_workers(server.log, log_start) >= server.settings["WEB_CONCURRENCY"]
-            and not workers(pid) & old
-            and ping(server.url)
-        ):
-            return
-        time.sleep(POLL)
-    raise Failure(
-        f"the reload did not finish within {timeout} s; see logs/{server.log.name}"
-    )
+def forget(port):
+    """Remove the record of port and gunicorn's pidfile (left when killed)."""
+    settings.record(port).unlink(missing_ok=True)
+    settings.pidfile(port).unlink(missing_ok=True)
 
 
-# Processes -----------------------------------------------------------------------
-
-
-def stat_fields(pid):
-    """Return the fields of /proc/PID/stat after the command name (state first,
-    then parent pid and process group), or None if there is no such process."""
+@contextlib.contextmanager
+def folder_lock(values):
+    """Let one script at a time act on this folder's servers. A script waits
+    for another (a start waiting for the app, say) up to its own timeouts."""
+    path = settings.RUN / "lock"
+    with writing(path):
+        path.parent.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name in parentheses may hold spaces: split after it.
-    return stat[stat.rindex(")") + 2 :].split()
+
+        def taken():
+            with contextlib.suppress(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            return False
+
+        wait = values["START_TIMEOUT"] + values["GRACEFUL_TIMEOUT"] + 10
+        holder = os.read(fd, 20).decode(errors="replace").strip() or "?"
+        wait_until(taken, wait, f"another script (pid {holder}) to finish with {APP}")
+        with writing(path):  # who holds the lock, for the message above
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
-def process_table():
-    """Return {pid: (parent pid, process group, state)} for every process."""
-    table = {}
-    if os.path.isdir("/proc/self"):
-        for name in filter(str.isdigit, os.listdir("/proc")):
-            fields = stat_fields(name)
-            if fields:
-                table[int(name)] = (int(fields[1]), int(fields[2]), fields[0])
-        return table
-    ps = ["ps", "-A", "-o", "pid=,ppid=,pgid=,stat="]
-    for line in subprocess.run(ps, capture_output=True, text=True).stdout.splitlines():
-        pid, ppid, pgid, state = line.split()[:4]
-        table[int(pid)] = (int(ppid), int(pgid), state[0])
-    return table
-
-
-def process_state(pid):
-    """Return the state letter of pid (R, S, Z ...), or None if it does not exist."""
-    if os.path.isdir("/proc/self"):
-        fields = stat_fields(pid)
-        return fields[0] if fields else None
-    ps = ["ps", "-o", "stat=", "-p", str(pid)]
-    state = subprocess.run(ps, capture_output=True, text=True).stdout.strip()
-    return state[:1] or None
-
-
-def alive(pid):
-    """Say whether pid runs; a zombie (Z) has finished and is not alive."""
-    return process_state(pid) not in (None, "Z")
-
-
-def command_and_folder(pid):
-    """Return the command-line words and the working folder of pid."""
-    if os.path.isdir("/proc/self"):
-        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        words = [word.decode(errors="replace") for word in words]
-        return words, os.readlink(f"/proc/{pid}/cwd")
-    ps = ["ps", "-o", "command=", "-p", str(pid)]
-    words = subprocess.run(ps, capture_output=True, text=True).stdout.split()
-    lsof = ["lsof", "-a", "-d", "cwd", "-Fn", "-p", str(pid)]
-    out = subprocess.run(lsof, capture_output=True, text=True).stdout.splitlines()
-    return words, next((line[1:] for line in out if line.startswith("n")), "")
-
-
-def is_ours(pid, folder=PROJECT):
-    """Say whether pid is a live gunicorn running in folder (this project's)."""
-    if not alive(pid):
-        return False
+@contextlib.contextmanager
+def writing(path):
+    """Turn a failure to write path into one line naming the cause."""
     try:
-        words, cwd = command_and_folder(pid)
-    except OSError:  # gone meanwhile, or another user's process
-        return False
-    return cwd == folder and any("gunicorn" in word for word in words)
-
-
-def group_alive(pgid):
-    """Say whether any process of group pgid is alive (zombies aside)."""
-    return any(g == pgid and s != "Z" for _, g, s in process_table().values())
-
-
-def workers(master):
-    """Return the pids of master's live children."""
-    return {
-        pid
-        for pid, (ppid, _, state) in process_table().items()
-        if ppid == master and state != "Z"
-    }
+        yield
+    except OSError as error:
+        causes = {
+            errno.ENOSPC: "the disk is full",
+            errno.EACCES: "permission denied (run as the folder's owner, or chown it)",
+            errno.EROFS: "the file system is read-only",
+        }
+        why = causes.get(error.errno, error.strerror)
+        name = path.relative_to(settings.PROJECT)
+        raise Failure(f"cannot write {name}: {why}") from None
 
 
 def read_pid(pidfile):
@@ -417,14 +504,80 @@ def read_pid(pidfile):
     return int(text) if text.isdigit() else None
 
 
-# The network ---------------------------------------------------------------------
+# Processes and the network -------------------------------------------------------
+
+
+def started(pid):
+    """Return when pid started (a string to compare), or None when it is gone
+    or has finished (a zombie)."""
+    if not isinstance(pid, int):
+        return None
+    if LINUX:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        # The command name in parentheses may hold spaces: split after it.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return None if fields[0] == "Z" else fields[19]
+    ps = ["ps", "-o", "stat=,lstart=", "-p", str(pid)]
+    out = subprocess.run(ps, capture_output=True, text=True).stdout.split(None, 1)
+    return None if not out or out[0].startswith("Z") else out[1].strip()
+
+
+def gone(pids):
+    """Return a check that says whether every one of pids has finished."""
+    return lambda: not any(map(started, pids))
+
+
+def children(pid):
+    """Return the pids of pid's live children."""
+    if LINUX:
+        try:
+            found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return set()
+    else:
+        ps = ["ps", "-A", "-o", "pid=,ppid="]
+        out = subprocess.run(ps, capture_output=True, text=True).stdout.split()
+        pairs = zip(out[::2], out[1::2], strict=True)
+        found = [child for child, parent in pairs if parent == str(pid)]
+    return {int(child) for child in found if started(int(child))}
+
+
+def serves(pid, pidfile, values):
+    """Say whether master pid has written pidfile, has all its workers (each a
+    copy of the loaded app) and answers."""
+    return (
+        read_pid(pidfile) == pid
+        and len(children(pid)) >= values["WEB_CONCURRENCY"]
+        and ping(settings.local_url(values))
+    )
+
+
+def wait_until(check, timeout, what):
+    """Call check until it returns a true value, and return that; raise a
+    Failure naming what was awaited after timeout seconds. Checks come every
+    10 ms in the first second, when an answer is likely soon, then every 0.1 s."""
+    began = time.monotonic()
+    while not (result := check()):
+        waited = time.monotonic() - began
+        if waited > timeout:
+            raise Failure(f"gave up after {timeout} s waiting for {what}")
+        time.sleep(0.01 if waited < 1 else 0.1)
+    return result
+
+
+def address(values):
+    """Return the URL the server listens at."""
+    return f"http://{settings.bind_address(values)}"
 
 
 def ping(url, timeout=1.0):
     """Say whether url (http://HOST:PORT/PATH) answers 200."""
-    address, path = url.removeprefix("http://").split("/", 1)
-    host, _, port = address.rpartition(":")
-    request = f"GET /{path} HTTP/1.0\r\nHost: {address}\r\n\r\n".encode()
+    host_port, path = url.removeprefix("http://").split("/", 1)
+    host, _, port = host_port.rpartition(":")
+    request = f"GET /{path} HTTP/1.0\r\nHost: {host_port}\r\n\r\n".encode()
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout) as conn:
             conn.sendall(request)
@@ -432,23 +585,6 @@ def ping(url, timeout=1.0):
     except OSError:
         return False
     return status_line.split(b" ")[1:2] == [b"200"]
-
-
-def port_in_use(values):
-    """Say whether something listens on HOST:PORT of the settings values.
-
-    The test binds as gunicorn does (SO_REUSEADDR), so a port that only holds
-    connections in TIME_WAIT after a stop counts as free.
-    """
-    host = values["HOST"].strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, values["PORT"]))
-        except OSError:
-            return True
-    return False
 
 
 if __name__ == "__main__":

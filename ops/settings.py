@@ -1,15 +1,23 @@
-"""Server settings, shared by gunicorn.conf.py and the control scripts.
+"""Server settings, and the files of each server instance: shared by
+gunicorn.conf.py and ops/serverctl.py, so each name is spelled here only.
 
-Each comes from the real environment, else from the project's .env, else its
+Each setting comes from the real environment, else the project's .env, else its
 default. .env has python-dotenv syntax (quotes, `export`, ${VAR}), so it is read
-here and never sourced by sh. A bad value raises SettingError naming the variable.
+here and never sourced by sh. A bad value raises SettingError naming the
+variable and where it came from.
 """
 
+import json
 import os
 import re
+import sys
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
+RUN = PROJECT / "run"
+LOGS = PROJECT / "logs"
+# Set by start.sh for gunicorn: the path of the record it reads its settings from.
+RECORD_VARIABLE = "SERVERCTL_RECORD"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 HOST_PATTERN = re.compile(r"[A-Za-z0-9.:\-]+|\[[0-9A-Fa-f:.]+\]")
 
@@ -18,27 +26,52 @@ class SettingError(Exception):
     """A server setting with a value that cannot be used."""
 
 
-def read():
-    """Return the checked server settings as a dict, read afresh each call."""
+def pidfile(port):
+    """gunicorn's own pidfile; `<pidfile>.2` names a new master during a reload."""
+    return RUN / f"app-{port}.pid"
+
+
+def record(port):
+    """The record start.sh keeps: the master's pid, its start time, the settings."""
+    return RUN / f"app-{port}.json"
+
+
+def error_log(port):
+    return LOGS / f"app-{port}.log"
+
+
+def access_log(port):
+    return LOGS / f"access-{port}.log"
+
+
+def launched_by_start():
+    """Return the record start.sh wrote for this gunicorn, or None."""
+    path = os.environ.get(RECORD_VARIABLE)
+    return json.loads(Path(path).read_text()) if path else None
+
+
+def read(strict=True):
+    """Return the checked settings as a dict, read afresh each call.
+
+    With strict=False a bad value is replaced by its default with a warning, so
+    that stop.sh and status.sh work whatever state .env is in.
+    """
     dotenv = env_file_values(PROJECT / ".env")
-
-    def get(name, default):
-        """Return (name, value, where the value came from) for one variable."""
+    values = {}
+    for name, (default, check) in SETTINGS.items():
+        text, where = default, "the defaults"
         if os.environ.get(name, "").strip():
-            return name, os.environ[name].strip(), "the environment"
-        if (dotenv.get(name) or "").strip():
-            return name, dotenv[name].strip(), str(PROJECT / ".env")
-        return name, default, "the defaults"
-
-    return {
-        "HOST": host(*get("HOST", "127.0.0.1")),
-        "PORT": number(*get("PORT", "5000"), 1, 65535),
-        "WEB_CONCURRENCY": number(*get("WEB_CONCURRENCY", "2"), 1, 64),
-        "LOG_LEVEL": log_level(*get("LOG_LEVEL", "info")),
-        "GRACEFUL_TIMEOUT": number(*get("GRACEFUL_TIMEOUT", "30"), 1, 3600),
-        "START_TIMEOUT": number(*get("START_TIMEOUT", "30"), 1, 3600),
-        "ACCESS_LOG": switch(*get("ACCESS_LOG", "on")),
-    }
+            text, where = os.environ[name].strip(), "the environment"
+        elif (dotenv.get(name) or "").strip():
+            text, where = dotenv[name].strip(), str(PROJECT / ".env")
+        try:
+            values[name] = check(name, text, where)
+        except SettingError as error:
+            if strict:
+                raise
+            print(f"warning: {error}; using {default} meanwhile", file=sys.stderr)
+            values[name] = check(name, default, "the defaults")
+    return values
 
 
 def env_file_values(path):
@@ -52,13 +85,17 @@ def env_file_values(path):
     return dotenv_values(path)
 
 
-def number(name, text, where, low, high):
-    """Return text as a whole number from low to high."""
-    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
-        raise SettingError(
-            f"{name}={text!r} in {where}: use a whole number from {low} to {high}"
-        )
-    return int(text)
+def number(low, high):
+    """Return a check that reads a whole number from low to high."""
+
+    def check(name, text, where):
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+            raise SettingError(
+                f"{name}={text!r} in {where}: use a whole number from {low} to {high}"
+            )
+        return int(text)
+
+    return check
 
 
 def host(name, text, where):
@@ -85,6 +122,18 @@ def switch(name, text, where):
     if word not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
         raise SettingError(f"{name}={text!r} in {where}: use on or off")
     return word in ("on", "true", "yes", "1")
+
+
+# name: (default, check)
+SETTINGS = {
+    "HOST": ("127.0.0.1", host),
+    "PORT": ("5000", number(1, 65535)),
+    "WEB_CONCURRENCY": ("2", number(1, 64)),
+    "LOG_LEVEL": ("info", log_level),
+    "GRACEFUL_TIMEOUT": ("30", number(1, 3600)),
+    "START_TIMEOUT": ("30", number(1, 3600)),
+    "ACCESS_LOG": ("on", switch),
+}
 
 
 def bind_address(settings):

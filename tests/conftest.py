@@ -3,6 +3,7 @@ environment, and copies of the project for tests that run the real scripts."""
 
 import contextlib
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -14,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from ops import serverctl
 
 PROJECT = Path(__file__).resolve().parent.parent
 SERVER_VARIABLES = (
@@ -30,9 +30,9 @@ SERVER_VARIABLES = (
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
-    """Run every test without FLASK_*, private _APP_* or server variables."""
+    """Run every test without FLASK_* or server variables."""
     for name in list(os.environ):
-        if name.startswith(("FLASK_", "_APP_")) or name in SERVER_VARIABLES:
+        if name.startswith("FLASK_") or name in SERVER_VARIABLES:
             monkeypatch.delenv(name)
 
 
@@ -133,16 +133,27 @@ class Site:
         self.env = env
         self.port = port
 
-    def run(self, script, cwd=None, **env):
-        """Run a script with PORT set; return the finished process."""
-        env = {**self.env, "PORT": str(self.port), **env}
+    def run(self, script, *args, cwd=None, prefix=(), **env):
+        """Run a script (from another folder, or cwd) with PORT set, after the
+        command words in prefix if any; return the finished process."""
         return subprocess.run(
-            ["sh", str(self.path / script) if cwd is None else script],
+            [*prefix, "sh", str(self.path / script) if cwd is None else script, *args],
             cwd=cwd or self.path.parent,
-            env=env,
+            env={**self.env, "PORT": str(self.port), **env},
             capture_output=True,
             text=True,
             timeout=90,
+        )
+
+    def popen(self, script, **env):
+        """Start a script with PORT set and return it, running."""
+        return subprocess.Popen(
+            ["sh", str(self.path / script)],
+            cwd=self.path.parent,
+            env={**self.env, "PORT": str(self.port), **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def get(self, path="/health/ping", port=None):
@@ -160,27 +171,64 @@ class Site:
             connection.close()
 
     def pidfile(self, port=None):
+        """gunicorn's pidfile."""
         return self.path / "run" / f"app-{port or self.port}.pid"
 
+    def record(self, port=None):
+        """The record start.sh keeps of the server it launched."""
+        return self.path / "run" / f"app-{port or self.port}.json"
+
     def pid(self, port=None):
-        return int(self.pidfile(port).read_text())
+        """The master's pid, from the record."""
+        return json.loads(self.record(port).read_text())["pid"]
 
     def log(self, name="app", port=None):
         return (self.path / "logs" / f"{name}-{port or self.port}.log").read_text()
 
     def servers(self):
-        """The process groups (= master pids) of gunicorns running in this copy."""
-        folder = os.path.realpath(self.path)
-        table = serverctl.process_table()
-        return sorted(
-            {table[pid][1] for pid in table if serverctl.is_ours(pid, folder)}
-        )
+        """The masters of the gunicorns running in this copy (for checks and
+        clean-up only: the scripts never tell a process by its folder)."""
+        found = gunicorns(self.path)
+        return sorted(pid for pid, parent in found.items() if parent not in found)
+
+    def workers(self, master=None):
+        """The pids of the master's live workers (the recorded master by default)."""
+        found = gunicorns(self.path)
+        master = master or self.pid()
+        return sorted(pid for pid, parent in found.items() if parent == master)
 
     def kill_all(self):
         """Kill every gunicorn of this copy: the test's own processes."""
-        for group in self.servers():
+        for pid in gunicorns(self.path):
             with contextlib.suppress(OSError):
-                os.killpg(group, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+
+
+def gunicorns(folder):
+    """Return {pid: parent pid} of the live gunicorn processes working in folder."""
+    folder = os.path.realpath(folder)
+    found = {}
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{name}/stat").read_text()
+            state, parent = stat[stat.rindex(")") + 2 :].split()[:2]
+            words = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
+            if (
+                state != "Z"
+                and os.readlink(f"/proc/{name}/cwd") == folder
+                and any(b"gunicorn" in word for word in words)
+            ):
+                found[int(name)] = int(parent)
+    return found
+
+
+def without_root_powers(*capabilities):
+    """Command words that run a program without the named capabilities of root
+    (e.g. "dac_override"), so that root meets the limits other users meet;
+    nothing for other users, who have none of them."""
+    if os.getuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set", ",".join(f"-{c}" for c in capabilities)]
 
 
 def listening(port):

@@ -1,6 +1,8 @@
 """app/config.py: four layers, later wins, UPPERCASE only, typed, checked."""
 
 import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -178,28 +180,40 @@ def test_instance_config_that_raises_names_file_and_line(make_app, instance):
         make_app()
 
 
-def test_configured_secret_key_is_used(make_app, caplog):
+def test_configured_secret_key_is_used(make_app, instance):
     app = make_app({"SECRET_KEY": "configured"})
     assert app.secret_key == "configured"
-    assert "no SECRET_KEY" not in caplog.text
+    assert not (instance / "secret_key").exists()
 
 
-def test_missing_secret_key_gets_a_random_one_and_a_warning(make_app, caplog):
+def test_missing_secret_key_is_made_once_into_the_instance_folder(make_app, instance):
     first, second = make_app(), make_app()
+    key = instance / "secret_key"
+    assert key.stat().st_mode & 0o777 == 0o600
     assert len(first.secret_key) == 64
-    assert first.secret_key != second.secret_key
-    assert "no SECRET_KEY configured" in caplog.text
-    assert "instance/config.py" in caplog.text
+    assert first.secret_key == second.secret_key == key.read_text().strip()
+    assert [p.name for p in instance.iterdir()] == ["secret_key"], "no draft left"
 
 
-def test_workers_of_one_server_share_its_random_key(make_app, monkeypatch, caplog):
-    monkeypatch.setenv("_APP_SERVER_SECRET_KEY", "made by the master")
-    monkeypatch.setenv("_APP_SECRET_KEY_WARNED", "1")
-    assert make_app().secret_key == make_app().secret_key == "made by the master"
-    assert "no SECRET_KEY" not in caplog.text
-
-
-def test_instance_secret_key_beats_the_server_key(make_app, instance, monkeypatch):
-    monkeypatch.setenv("_APP_SERVER_SECRET_KEY", "made by the master")
+def test_instance_secret_key_beats_the_key_file(make_app, instance):
+    (instance / "secret_key").write_text("made before\n")
     (instance / "config.py").write_text('SECRET_KEY = "from instance"\n')
     assert make_app().secret_key == "from instance"
+
+
+def test_processes_racing_to_make_the_key_agree(project, python_env):
+    read_key = [sys.executable, "-c", "from wsgi import app; print(app.secret_key)"]
+    racers = [
+        subprocess.Popen(
+            read_key, cwd=project, env=python_env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    keys = {racer.communicate(timeout=60)[0].strip() for racer in racers}
+    assert keys == {(project / "instance" / "secret_key").read_text().strip()}
+
+
+def test_an_empty_key_file_is_an_error(make_app, instance):
+    (instance / "secret_key").write_text("")
+    with pytest.raises(ConfigError, match="secret_key is empty: delete it"):
+        make_app()

@@ -31,7 +31,6 @@ ENVIRON = {
 @pytest.fixture
 def make_logger(monkeypatch):
     """Return a function that makes the conf's Logger; undo what it set after."""
-    monkeypatch.setenv("_APP_SERVER_SECRET_KEY", "set by gunicorn.conf.py")
     loggers = [logging.getLogger(n) for n in ("gunicorn.error", "gunicorn.access")]
     kept = {
         logger: (logger.handlers[:], logger.level, logger.propagate)

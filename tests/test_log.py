@@ -1,6 +1,11 @@
-"""app/log.py: one stderr handler per process, one line format, checked level."""
+"""app/log.py: one stderr handler per process, one line format, checked level;
+and the logs of a real server, reopened after rotation by our servers only."""
 
+import http.client
+import json
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -41,3 +46,34 @@ def test_a_bad_log_level_is_an_error(make_app, monkeypatch):
     monkeypatch.setenv("LOG_LEVEL", "loud")
     with pytest.raises(ConfigError, match="LOG_LEVEL='LOUD'"):
         make_app()
+
+
+def test_a_server_logs_one_format_and_the_request_ids(started):
+    connection = http.client.HTTPConnection("127.0.0.1", started.port, timeout=5)
+    connection.request("GET", "/health/ping", headers={"X-Request-ID": "trace-42"})
+    assert connection.getresponse().status == 200
+    connection.close()
+    assert started.run("stop.sh").returncode == 0
+    log = started.log()
+    assert " INFO [" in log and "] [-] gunicorn.error: Listening at" in log
+    access = started.log("access")
+    assert '"GET /health/ping HTTP/1.1" 200' in access
+    assert "trace-42" in access
+
+
+def test_reopen_logs_signals_only_our_servers(started, free_port):
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        # USR1 would end the stranger: a stale record must not lead to it.
+        stale = started.path / "run" / f"app-{free_port()}.json"
+        stale.write_text(json.dumps({"pid": stranger.pid, "started": "0"}))
+        ctl = [sys.executable, str(started.path / "ops" / "serverctl.py")]
+        result = subprocess.run(
+            [*ctl, "reopen-logs"], env=started.env, capture_output=True, timeout=30
+        )
+        assert result.returncode == 0, result.stderr
+        assert stranger.poll() is None, "a process that is not ours was signalled"
+        assert started.get()[0] == 200
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -1,0 +1,100 @@
+"""status.sh, run for real: every server of the folder listed, and an exit code
+(LSB) for the server of the configured port."""
+
+import json
+import os
+import re
+import signal
+import time
+
+from tests.conftest import listening
+
+
+def test_not_running(site):
+    result = site.run("status.sh")
+    assert (result.returncode, result.stdout) == (
+        3,
+        f"{site.path.name} is not running on port {site.port}\n",
+    )
+
+
+def test_running_lists_port_pid_uptime_and_url(started):
+    result = started.run("status.sh")
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(
+        f"{started.path.name} is running on port {started.port} "
+        rf"\(pid {started.pid()}, up \d+ s\) at http://127.0.0.1:{started.port}\n",
+        result.stdout,
+    )
+
+
+def test_every_server_is_listed(started, free_port):
+    second = free_port()
+    assert started.run("start.sh", PORT=str(second)).returncode == 0
+    result = started.run("status.sh")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert all(" is running on port " in line for line in lines)
+    ports = {int(re.search(r"on port (\d+)", line)[1]) for line in lines}
+    assert ports == {started.port, second}
+
+    # Another port configured: its state decides the exit code; both still listed.
+    result = started.run("status.sh", PORT=str(free_port()))
+    assert result.returncode == 3
+    assert len(result.stdout.splitlines()) == 3
+
+
+def test_not_answering_is_unknown(started):
+    pid = started.pid()
+    os.killpg(pid, signal.SIGSTOP)  # alive, but not answering
+    try:
+        result = started.run("status.sh")
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+    assert result.returncode == 4
+    assert result.stdout.endswith(
+        f"but does not answer at http://127.0.0.1:{started.port}\n"
+    )
+
+
+def test_dead_with_its_record_left(started):
+    pid = started.pid()
+    os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while started.servers() or listening(started.port):
+        assert time.monotonic() < deadline, "the killed server did not go"
+        time.sleep(0.05)
+    result = started.run("status.sh")
+    assert result.returncode == 1
+    assert result.stdout == (
+        f"{started.path.name} is dead on port {started.port} (pid {pid}), its "
+        "record is left: sh start.sh starts it anew\n"
+    )
+    assert started.record().exists(), "status only reports, it removes nothing"
+    assert started.run("start.sh").returncode == 0
+    assert started.get()[0] == 200
+
+
+def test_an_unreadable_record_is_unknown(site):
+    site.record().parent.mkdir()
+    site.record().write_text("{not json")
+    result = site.run("status.sh")
+    assert result.returncode == 4
+    assert "status unknown, its record cannot be read" in result.stdout
+
+
+def test_a_bad_env_file_warns_but_reports(started):
+    (started.path / ".env").write_text("LOG_LEVEL=loud\n")
+    result = started.run("status.sh")
+    assert result.returncode == 0
+    assert result.stderr.startswith("warning: LOG_LEVEL='loud' in ")
+    assert " is running on port " in result.stdout
+
+
+def test_the_record_follows_a_reload(started):
+    assert started.run("restart.sh").returncode == 0
+    record = json.loads(started.record().read_text())
+    result = started.run("status.sh")
+    assert result.returncode == 0
+    assert f"(pid {record['pid']}, up " in result.stdout

@@ -1,0 +1,117 @@
+"""stop.sh, run for real: a graceful stop of our server only, whatever state
+the settings are in, that names every other server of the folder still running."""
+
+import os
+import signal
+import threading
+import time
+
+from tests.conftest import listening
+
+
+def test_stop_when_stopped_says_so(site):
+    result = site.run("stop.sh")
+    assert result.returncode == 0
+    assert result.stdout == f"{site.path.name} is not running on port {site.port}\n"
+
+
+def test_requests_in_flight_finish(site):
+    with open(site.path / "wsgi.py", "a") as wsgi:
+        wsgi.write("import time\napp.add_url_rule('/slow', 'slow', ")
+        wsgi.write("lambda: time.sleep(1.5) or 'done')\n")
+    assert site.run("start.sh").returncode == 0
+    answers = []
+    slow = threading.Thread(target=lambda: answers.append(site.get("/slow")))
+    slow.start()
+    time.sleep(0.5)
+    result = site.run("stop.sh")
+    slow.join(timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert answers == [(200, "done")]
+    assert site.servers() == []
+
+
+def test_stop_kills_a_server_that_ignores_term(site):
+    assert site.run("start.sh", GRACEFUL_TIMEOUT="1").returncode == 0
+    pid = site.pid()
+    os.killpg(pid, signal.SIGSTOP)  # TERM stays pending: it cannot stop
+    result = site.run("stop.sh", GRACEFUL_TIMEOUT="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        f"{site.path.name} (pid {pid}) did not stop in time: killed\n"
+        f"stopped {site.path.name} on port {site.port} (pid {pid})\n"
+    )
+    assert site.servers() == []
+    assert not listening(site.port)
+    assert not site.record().exists()
+    assert not site.pidfile().exists()
+
+
+def test_a_bad_env_file_warns_but_stops(started):
+    (started.path / ".env").write_text("WEB_CONCURRENCY=many\nLOG_LEVEL=loud\n")
+    result = started.run("stop.sh")
+    assert result.returncode == 0, result.stderr
+    assert f"warning: WEB_CONCURRENCY='many' in {started.path / '.env'}" in (
+        result.stderr
+    )
+    assert "using 2 meanwhile" in result.stderr
+    assert result.stdout.startswith(f"stopped {started.path.name} on port")
+    assert started.servers() == []
+
+
+def test_a_broken_instance_config_does_not_prevent_a_stop(started):
+    (started.path / "instance" / "config.py").write_text("BROKEN = (\n")
+    result = started.run("stop.sh")
+    assert result.returncode == 0, result.stderr
+    assert started.servers() == []
+
+
+def test_stop_names_the_server_of_an_old_port(started, free_port):
+    old, new = started.port, free_port()
+    (started.path / ".env").write_text(f"PORT={new}\n")
+    result = started.run("stop.sh", PORT="")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        f"{started.path.name} is not running on port {new}\n"
+        f"{started.path.name} also runs on port {old} (pid {started.pid(old)}): stop "
+        f"it with PORT={old} sh stop.sh, or every one with sh stop.sh --all\n"
+    )
+    assert started.get(port=old)[0] == 200
+
+    result = started.run("stop.sh", "--all", PORT="")
+    assert result.returncode == 0, result.stderr
+    assert f"stopped {started.path.name} on port {old}" in result.stdout
+    assert started.servers() == []
+
+
+def test_stop_all_stops_every_server(started, free_port):
+    second = free_port()
+    assert started.run("start.sh", PORT=str(second)).returncode == 0
+    pids = {port: started.pid(port) for port in (started.port, second)}
+    result = started.run("stop.sh", "--all")
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == sorted(
+        f"stopped {started.path.name} on port {port} (pid {pid})"
+        for port, pid in pids.items()
+    )
+    assert started.servers() == []
+    assert not listening(second)
+
+
+def test_stop_also_ends_a_new_master_left_by_a_reload(started):
+    pid = started.pid()
+    os.kill(pid, signal.SIGUSR2)  # as a reload cut short would leave it
+    deadline = time.monotonic() + 20
+    while len(started.workers(pid)) < 3:  # its two workers and the new master
+        assert time.monotonic() < deadline, "no new master came"
+        time.sleep(0.05)
+    result = started.run("stop.sh")
+    assert result.returncode == 0, result.stderr
+    assert started.servers() == []
+    assert not listening(started.port)
+
+
+def test_usage_is_shown_for_an_unknown_option(site):
+    result = site.run("stop.sh", "--every")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: ")
