@@ -2,17 +2,18 @@
 restart.sh and status.sh, which run `python ops/serverctl.py COMMAND`.
 
 One server per port. start.sh launches gunicorn in a session of its own and
-keeps a record, run/app-PORT.json: the master's pid, its start time and the
-checked settings, which gunicorn.conf.py reads. A process is ours only while its
-pid and start time both match the record: no name, folder or command line is
-trusted, and nothing else is ever signalled. New code comes by a new master
-beside the old one (USR2); the old one is retired (TERM, graceful) only once the
-new one serves. One script at a time acts on the folder (run/lock), every wait
-has a deadline, and each outcome is one line. Processes are read from /proc on
-Linux, from ps elsewhere (macOS, for development).
+keeps a record of it, run/app-PORT.json: its folder, the master's pid and start
+time, and the checked settings, which gunicorn.conf.py reads. A process is ours
+only while its pid and start time both match a record of this folder; no name
+or command line is trusted, and nothing else is ever signalled. New code comes
+by a new master beside the old one (USR2); the old one is retired (TERM:
+graceful) only once the new one serves. One script at a time acts on the folder
+(run/lock), every wait has a deadline, and each outcome is one line. Processes
+are read from /proc on Linux, from ps elsewhere (macOS, for development).
 """
 
 import contextlib
+import datetime
 import errno
 import fcntl
 import json
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ops import settings  # noqa: E402 (needs the project folder on sys.path)
 
 APP = settings.PROJECT.name
-GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))  # USR2 re-runs it
 LINUX = os.path.isdir("/proc/self/task")
 
 
@@ -40,35 +41,34 @@ class Failure(Exception):
 
 def main(argv):
     """Run the command named by argv[1:]; return the exit code."""
-    commands = {
-        "start": start,
-        "stop": stop,
-        "restart": restart,
-        "status": status,
-        "reopen-logs": reopen_logs,
-    }
+    commands = {"start": start, "stop": stop, "restart": restart, "status": status}
+    commands["reopen-logs"] = reopen_logs
     name, options = (argv[1:2] or [""])[0], argv[2:]
     if name not in commands or options not in ([], ["--all"][: name == "stop"]):
-        print(f"usage: serverctl.py {{{'|'.join(commands)}}}", file=sys.stderr)
+        warn(f"usage: serverctl.py {' | '.join(commands)} | stop --all")
         return 2
-    os.environ.pop(settings.RECORD_VARIABLE, None)  # the record is gunicorn's only
-    # A closed terminal or a TERM stops a script as Ctrl-C does: undoing its step.
+    os.environ.pop(settings.RECORD_VARIABLE, None)  # meant for gunicorn only
+    # A TERM, or a closed terminal, stops a script as Ctrl-C does: undoing its step.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGHUP, signal.default_int_handler)
     try:
         return commands[name](*options)
     except (Failure, settings.SettingError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        warn(f"error: {error}")
         return 1
     except KeyboardInterrupt as interrupt:
-        why = f": {interrupt}" if str(interrupt) else ""
-        print(f"interrupted{why}", file=sys.stderr)
+        warn(f"interrupted{': ' if str(interrupt) else ''}{interrupt}")
         return 130
 
 
 def say(message):
     """Print one line now (the scripts' output is often a pipe)."""
     print(message, flush=True)
+
+
+def warn(message):
+    """Print one line to stderr."""
+    print(message, file=sys.stderr, flush=True)
 
 
 # The commands ----------------------------------------------------------------
@@ -79,16 +79,18 @@ def start():
     values = settings.read()
     with folder_lock(values):
         pid = running(values["PORT"])
-        if pid:
-            say(f"{APP} is already running (pid {pid}) at {address(values)}")
-            return 0
-        launch(values)
+        if not pid:
+            return launch(values)
+        what = f"{APP} (pid {pid}) to answer at {address(values)}"
+        url = settings.local_url(values)
+        wait_until(lambda: ping(url), values["START_TIMEOUT"], what)
+        say(f"{APP} is already running (pid {pid}) at {address(values)}")
     return 0
 
 
 def stop(everything=None):
     """stop.sh: stop the server of the configured port (--all: every server of
-    this folder) gracefully; name those still running."""
+    this folder) gracefully, and name those still running."""
     values = settings.read(strict=False)
     with folder_lock(values):
         ports = [port for port, _ in records()] if everything else [values["PORT"]]
@@ -108,21 +110,19 @@ def stop(everything=None):
 def restart():
     """restart.sh: new code and settings by a new master; start when not running."""
     values = settings.read()
-    port = values["PORT"]
     with folder_lock(values):
-        pid = running(port)
+        pid = running(values["PORT"])
         if not pid:
             launch(values)
-            name_the_others([port])
-            return 0
-        record = read_record(port)
-        if values["HOST"] != record["settings"]["HOST"]:
+            return name_the_others([values["PORT"]])
+        record = read_record(values["PORT"])
+        host = record["settings"]["HOST"]
+        if values["HOST"] != host:  # a new master keeps the old one's sockets
             raise Failure(
                 f"HOST is now {values['HOST']}, but {APP} (pid {pid}) listens on "
-                f"{record['settings']['HOST']}: a new address needs a stop and a "
-                f"start: sh stop.sh && sh start.sh"
+                f"{host}: a new address needs a stop and a start: "
+                "sh stop.sh && sh start.sh"
             )
-        check_code(pid, values)
         new = upgrade(pid, record, values)
     say(f"reloaded {APP} at {address(values)}: pid {new} serves, pid {pid} retired")
     return 0
@@ -130,16 +130,28 @@ def restart():
 
 def status():
     """status.sh: list every server of this folder. The exit code (LSB) is that
-    of the configured port: 0 running, 1 dead with its record left, 3 not
-    running, 4 unknown (running but not answering, or unreadable)."""
+    of the configured port: 0 running, 1 dead but its record is left, 3 not
+    running, 4 unknown (running but not answering, or an unreadable record)."""
     port = settings.read(strict=False)["PORT"]
     code = 3
     for other, record in records():
-        found, line = describe(other, record)
-        say(line)
+        if record is None:
+            found, line = 4, f"status unknown: run/app-{other}.json cannot be read"
+        elif not ours(record):
+            found, line = (
+                1,
+                f"dead (pid {record.get('pid')}): sh start.sh starts it anew",
+            )
+        else:
+            up = datetime.timedelta(seconds=int(time.time() - record["since"]))
+            url = address(record["settings"])
+            found, line = 0, f"running (pid {record['pid']}, up {up}) at {url}"
+            if not ping(settings.local_url(record["settings"]), timeout=2):
+                found, line = 4, f"{line}, but it does not answer"
+        say(f"{APP} on port {other}: {line}")
         code = found if other == port else code
     if code == 3:
-        say(f"{APP} is not running on port {port}")
+        say(f"{APP} on port {port}: not running")
     return code
 
 
@@ -156,81 +168,81 @@ def reopen_logs():
 
 
 def launch(values):
-    """Start gunicorn detached; return once every worker serves. On failure or
-    Ctrl-C stop it, leave no pidfile or record behind, and raise."""
+    """Start gunicorn detached; return 0 once every worker serves. On failure
+    or Ctrl-C stop it, leave no pidfile or record behind, and raise."""
     port = values["PORT"]
     check_address(values)
-    log_path = settings.error_log(port)
-    with writing(log_path):
-        log_path.parent.mkdir(exist_ok=True)
-        log = log_path.open("ab")  # closed once gunicorn has it
+    log = settings.error_log(port)
+    with writing(log):
+        log.parent.mkdir(exist_ok=True)
+        output = log.open("ab")  # closed once gunicorn has it
     pidfile = settings.pidfile(port)
-    if pidfile.exists():  # not ours (no record matches), and it would stop gunicorn
+    if pidfile.exists():  # no record of ours names it, and gunicorn would refuse it
         say(f"removed stale pidfile run/{pidfile.name} ({pidfile.read_text().strip()})")
         pidfile.unlink()
-    write_record(port, {"settings": values})
+    write_record(port, {"settings": values})  # gunicorn.conf.py reads them at once
     env = dict(os.environ, **{settings.RECORD_VARIABLE: str(settings.record(port))})
-    # A session of its own: the server outlives the script and its terminal, and
-    # its process group holds just it and its workers. Its output goes to the
-    # log from the first instant: a bad setting fails before gunicorn opens any.
-    with log:
+    # A session of its own: the server outlives the script and its terminal. Its
+    # output goes to the log from the first instant: a bad setting fails before
+    # gunicorn opens any log.
+    with output:
         server = subprocess.Popen(
             [GUNICORN],
             cwd=settings.PROJECT,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
+            stdout=output,
+            stderr=output,
             start_new_session=True,
         )
-        offset = log.tell()
+        offset = output.tell()
     try:
         write_record(port, new_record(server.pid, values))
-        wait_until(
-            lambda: server.poll() is not None or serves(server.pid, pidfile, values),
-            values["START_TIMEOUT"],
-            "the app to answer",
-        )
+
+        def ready():
+            return server.poll() is not None or serves(server.pid, values)
+
+        wait_until(ready, values["START_TIMEOUT"], "the app to answer")
         if server.returncode is not None:
-            why = last_error(log_path, offset)
+            why = error_in(log, offset)
             raise Failure(f"gunicorn exited with code {server.returncode}: {why}")
     except BaseException as error:
         end([server.pid], 5)
         forget(port)
         if isinstance(error, KeyboardInterrupt):
             raise KeyboardInterrupt("stopped the server that was starting") from None
-        raise Failure(f"start failed: {error} (see logs/{log_path.name})") from None
+        raise Failure(f"start failed: {error} (see logs/{log.name})") from None
     say(f"started {APP} (pid {server.pid}) at {address(values)}, logs in logs/")
+    return 0
 
 
 def upgrade(old, record, values):
-    """Start a new master beside old (USR2) with the code on disk and values;
-    once it serves, record it and retire old (TERM). Return the new pid. When
-    the new one fails, old keeps serving with its own code and settings."""
+    """Start a new master beside old (USR2): it loads the code on disk with
+    values. Once it serves, record it and retire old (TERM); return its pid.
+    When it fails, old keeps serving with its own code and settings."""
     port = values["PORT"]
     pidfile = settings.pidfile(port)
-    pidfile2 = Path(f"{pidfile}.2")
-    leftover = read_pid(pidfile2)
+    log = settings.error_log(port)
+    leftover = read_pid(f"{pidfile}.2")
     if leftover in children(old):
         raise Failure(
             f"a new master of an earlier reload (pid {leftover}) still runs beside "
             f"pid {old}: stop both with sh stop.sh, then sh start.sh"
         )
     write_record(port, dict(record, settings=values))  # what the new master reads
-    before = children(old)
-    born = set()
+    before, born = children(old), set()
 
     def new_master():
-        """The new master's pid once it serves; raise if it died."""
+        """The new master's pid once it serves; raise when it has exited."""
         born.update(children(old) - before)
-        new = read_pid(pidfile2)
-        if new in born and serves(new, pidfile2, values):
+        new = read_pid(f"{pidfile}.2")  # written once it has loaded the app
+        if new in born and serves(new, values):
             return new
         if born and not any(map(started, born)):
-            raise Failure(f"it exited: {last_error(settings.error_log(port), offset)}")
+            raise Failure(f"it exited: {error_in(log, offset)}")
         return None
 
-    offset = settings.error_log(port).stat().st_size
+    offset = log.stat().st_size
     os.kill(old, signal.SIGUSR2)
     try:
         new = wait_until(new_master, values["START_TIMEOUT"], "the new master")
@@ -243,27 +255,13 @@ def upgrade(old, record, values):
             raise KeyboardInterrupt(kept) from None
         raise Failure(f"the new code did not start: {error}; {kept}") from None
     os.kill(old, signal.SIGTERM)
-    wait_until(
-        lambda: not started(old) and read_pid(pidfile) == new,
-        values["GRACEFUL_TIMEOUT"] + 10,
-        f"the old master (pid {old}) to finish its requests",
-    )
+
+    def promoted():  # until then, the new master would ignore a further USR2
+        return not started(old) and read_pid(pidfile) == new
+
+    what = f"the old master (pid {old}) to finish its requests"
+    wait_until(promoted, values["GRACEFUL_TIMEOUT"] + 10, what)
     return new
-
-
-def check_code(pid, values):
-    """Load the code on disk as a new master would (gunicorn --check-config)."""
-    check = subprocess.run(
-        [GUNICORN, "--check-config"],
-        cwd=settings.PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=values["START_TIMEOUT"],
-    )
-    if check.returncode != 0:
-        why = first_error(check.stderr.splitlines())
-        kept = f"{APP} (pid {pid}) keeps running the old code"
-        raise Failure(f"the app does not load: {why}; {kept}")
 
 
 def end(masters, wait):
@@ -274,15 +272,11 @@ def end(masters, wait):
     killed = False
     while masters:
         kids = {kid for master in masters for kid in children(master)}
-        for pid in masters:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+        signal_all(masters, signal.SIGTERM)
         try:
             wait_until(gone(masters), wait, "the server to stop")
         except Failure:
-            for pid in [*masters, *kids]:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            signal_all([*masters, *kids], signal.SIGKILL)
             wait_until(gone(masters), 10, "the killed server to go")
             killed = True
         masters = [kid for kid in kids if started(kid)]
@@ -302,8 +296,8 @@ def check_address(values):
         raise Failure(f"HOST={host} is not a known name or address") from None
     except OSError as error:
         causes = {
-            errno.EADDRINUSE: f"port {port} is in use by {holder(port)}: stop it, or "
-            f"choose another port, e.g. PORT={port % 65535 + 1} sh start.sh",
+            errno.EADDRINUSE: f"port {port} is in use by {holder(port)}: stop it, "
+            f"or choose another port, e.g. PORT={port % 65535 + 1} sh start.sh",
             errno.EADDRNOTAVAIL: f"{host} is not an address of this host: use one "
             "it has (ip address), 127.0.0.1, or 0.0.0.0 for all",
             errno.EACCES: f"permission denied for port {port}: ports below 1024 "
@@ -315,8 +309,8 @@ def check_address(values):
 
 def holder(port):
     """Name the program that listens on port, where ss can tell."""
+    ss = ["ss", "-Hltnp", f"sport = :{port}"]
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        ss = ["ss", "-Hltnp", f"sport = :{port}"]
         out = subprocess.run(ss, capture_output=True, text=True, timeout=5).stdout
         if found := re.search(r'"([^"]+)",pid=(\d+)', out):
             return f"{found[1]} (pid {found[2]})"
@@ -324,7 +318,7 @@ def holder(port):
 
 
 def name_the_others(ports):
-    """Name every other running server of this folder and how to stop it."""
+    """Name every other running server of this folder, and how to stop it."""
     for port, record in records():
         if port not in ports and ours(record):
             say(
@@ -333,53 +327,17 @@ def name_the_others(ports):
             )
 
 
-def describe(port, record):
-    """Return (LSB code, one line) for the server recorded for port."""
-    if record is None:
-        return 4, f"{APP} on port {port}: status unknown, its record cannot be read"
-    if not ours(record):
-        return 1, (
-            f"{APP} is dead on port {port} (pid {record.get('pid')}), its record is "
-            f"left: sh start.sh starts it anew"
-        )
-    up = f"pid {record['pid']}, up {duration(time.time() - record['since'])}"
-    url = address(record["settings"])
-    if not ping(settings.local_url(record["settings"]), timeout=2):
-        return 4, f"{APP} is running on port {port} ({up}) but does not answer at {url}"
-    return 0, f"{APP} is running on port {port} ({up}) at {url}"
+def error_in(log, offset):
+    """Return the line of the log, after offset, that best says what went
+    wrong: the first exception line ("ConfigError: ..."), else the last line."""
+    with open(log, "rb") as lines:
+        lines.seek(offset)
+        text = lines.read().decode(errors="replace").strip().splitlines()
+    errors = [line for line in text if re.match(r"\w*(Error|Exception): ", line)]
+    return (errors or text or ["nothing was logged"])[0 if errors else -1]
 
 
-def duration(seconds):
-    """Say seconds as "5 s", "3 min", "2 h 5 min" or "3 d 4 h"."""
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if days:
-        return f"{days:.0f} d {hours % 24:.0f} h"
-    if hours:
-        return f"{hours:.0f} h {minutes % 60:.0f} min"
-    return f"{minutes:.0f} min" if minutes else f"{seconds:.0f} s"
-
-
-def last_error(path, offset):
-    """Return the line of the log, after offset, that best says what went wrong."""
-    with open(path, "rb") as log:
-        log.seek(offset)
-        return first_error(log.read().decode(errors="replace").splitlines())
-
-
-def first_error(lines):
-    """Return the first exception line (e.g. "ConfigError: ..."), else the first
-    ERROR line, else the last line."""
-    for line in lines:
-        head = line.split(":", 1)[0]
-        if line and not line[0].isspace() and head.endswith(("Error", "Exception")):
-            return line
-    for line in lines:
-        if " ERROR " in line:
-            return line.split(": ", 1)[-1]
-    return lines[-1] if lines else "nothing was logged"
-
-
-# The record, the lock and the files -------------------------------------------
+# The records, the lock and the files -------------------------------------------
 
 
 def new_record(pid, values):
@@ -394,7 +352,7 @@ def new_record(pid, values):
 
 
 def read_record(port):
-    """Return the record of port: {} if there is none, None if it cannot be read."""
+    """Return the record of port: {} if there is none, None if unreadable."""
     try:
         return json.loads(settings.record(port).read_text())
     except FileNotFoundError:
@@ -417,15 +375,13 @@ def write_record(port, record):
 
 def records():
     """Return (port, record) for every record in run/, by port."""
-    ports = sorted(
-        int(p.stem[4:]) for p in settings.RUN.glob("app-*.json") if p.stem[4:].isdigit()
-    )
-    return [(port, read_record(port)) for port in ports]
+    names = [path.stem[4:] for path in settings.RUN.glob("app-*.json")]
+    return [(int(port), read_record(port)) for port in sorted(names) if port.isdigit()]
 
 
 def ours(record):
-    """Say whether record names a live master launched for this folder (a copy
-    of the folder copies its records): its pid, with its start time."""
+    """Say whether record names a live master launched for this folder (a
+    copy of the folder copies its records): its pid, with its start time."""
     if not record or record.get("folder") != str(settings.PROJECT):
         return False
     when = started(record.get("pid"))
@@ -434,8 +390,8 @@ def ours(record):
 
 def running(port):
     """Return the pid of our master on port, or None. A record that names no
-    master of ours (a dead pid, or one now used by another program) is
-    reported and removed, never acted on."""
+    master of ours (a dead pid, one reused by another program, a copied
+    record) is reported and removed, never acted on."""
     record = read_record(port)
     if record is None:
         raise Failure(f"cannot read run/app-{port}.json: check its owner and mode")
@@ -447,7 +403,7 @@ def running(port):
 
 
 def forget(port):
-    """Remove the record of port and gunicorn's pidfile (left when killed)."""
+    """Remove the record of port, and gunicorn's pidfile (left when killed)."""
     settings.record(port).unlink(missing_ok=True)
     settings.pidfile(port).unlink(missing_ok=True)
 
@@ -459,24 +415,20 @@ def folder_lock(values):
     path = settings.RUN / "lock"
     with writing(path):
         path.parent.mkdir(exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        lock = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def taken():
+        with contextlib.suppress(BlockingIOError):
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        return False
+
     try:
-
-        def taken():
-            with contextlib.suppress(BlockingIOError):
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            return False
-
         wait = values["START_TIMEOUT"] + values["GRACEFUL_TIMEOUT"] + 10
-        holder = os.read(fd, 20).decode(errors="replace").strip() or "?"
-        wait_until(taken, wait, f"another script (pid {holder}) to finish with {APP}")
-        with writing(path):  # who holds the lock, for the message above
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        wait_until(taken, wait, f"another script acting on {APP} to finish")
         yield
     finally:
-        os.close(fd)
+        os.close(lock)
 
 
 @contextlib.contextmanager
@@ -497,14 +449,12 @@ def writing(path):
 
 def read_pid(pidfile):
     """Return the pid in pidfile, or None when it is missing or not a number."""
-    try:
-        text = Path(pidfile).read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
+    with contextlib.suppress(OSError, ValueError):
+        return int(Path(pidfile).read_text())
+    return None
 
 
-# Processes and the network -------------------------------------------------------
+# Processes, waits and the network --------------------------------------------------
 
 
 def started(pid):
@@ -525,34 +475,38 @@ def started(pid):
     return None if not out or out[0].startswith("Z") else out[1].strip()
 
 
+def children(pid):
+    """Return the pids of pid's live children."""
+    if LINUX:
+        with contextlib.suppress(OSError):
+            path = Path(f"/proc/{pid}/task/{pid}/children")
+            return {int(kid) for kid in path.read_text().split() if started(int(kid))}
+        return set()
+    ps = ["ps", "-A", "-o", "pid=,ppid="]
+    out = subprocess.run(ps, capture_output=True, text=True).stdout.split()
+    pairs = zip(out[::2], out[1::2], strict=True)
+    return {
+        int(kid) for kid, parent in pairs if parent == str(pid) and started(int(kid))
+    }
+
+
 def gone(pids):
     """Return a check that says whether every one of pids has finished."""
     return lambda: not any(map(started, pids))
 
 
-def children(pid):
-    """Return the pids of pid's live children."""
-    if LINUX:
-        try:
-            found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            return set()
-    else:
-        ps = ["ps", "-A", "-o", "pid=,ppid="]
-        out = subprocess.run(ps, capture_output=True, text=True).stdout.split()
-        pairs = zip(out[::2], out[1::2], strict=True)
-        found = [child for child, parent in pairs if parent == str(pid)]
-    return {int(child) for child in found if started(int(child))}
+def signal_all(pids, number):
+    """Send signal number to each of pids that still exists."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, number)
 
 
-def serves(pid, pidfile, values):
-    """Say whether master pid has written pidfile, has all its workers (each a
-    copy of the loaded app) and answers."""
-    return (
-        read_pid(pidfile) == pid
-        and len(children(pid)) >= values["WEB_CONCURRENCY"]
-        and ping(settings.local_url(values))
-    )
+def serves(pid, values):
+    """Say whether master pid has all its workers (each a copy of the loaded
+    app) and the app answers."""
+    workers = len(children(pid))
+    return workers >= values["WEB_CONCURRENCY"] and ping(settings.local_url(values))
 
 
 def wait_until(check, timeout, what):

@@ -93,7 +93,7 @@ def test_refused_code_leaves_a_server_that_survives_its_workers(started):
     result = started.run("restart.sh")
     assert result.returncode == 1
     assert result.stderr == (
-        "error: the app does not load: RuntimeError: half-deployed; "
+        "error: the new code did not start: it exited: Error: half-deployed; "
         f"{started.path.name} (pid {pid}) keeps running the old code\n"
     )
     assert started.pid() == pid

@@ -212,7 +212,9 @@ def test_disk_full(site):
             filler.write(b"\0" * 128 * 1024)
         result = site.run("start.sh")
         assert result.returncode == 1
-        assert result.stderr == "error: cannot write run/lock: the disk is full\n"
+        assert result.stderr == (
+            f"error: cannot write run/app-{site.port}.json: the disk is full\n"
+        )
         assert site.servers() == []
     finally:
         subprocess.run(["umount", run], check=True)

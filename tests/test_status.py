@@ -14,7 +14,7 @@ def test_not_running(site):
     result = site.run("status.sh")
     assert (result.returncode, result.stdout) == (
         3,
-        f"{site.path.name} is not running on port {site.port}\n",
+        f"{site.path.name} on port {site.port}: not running\n",
     )
 
 
@@ -22,8 +22,8 @@ def test_running_lists_port_pid_uptime_and_url(started):
     result = started.run("status.sh")
     assert result.returncode == 0, result.stderr
     assert re.fullmatch(
-        f"{started.path.name} is running on port {started.port} "
-        rf"\(pid {started.pid()}, up \d+ s\) at http://127.0.0.1:{started.port}\n",
+        f"{started.path.name} on port {started.port}: running "
+        rf"\(pid {started.pid()}, up 0:00:0\d\) at http://127.0.0.1:{started.port}\n",
         result.stdout,
     )
 
@@ -35,7 +35,7 @@ def test_every_server_is_listed(started, free_port):
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert len(lines) == 2
-    assert all(" is running on port " in line for line in lines)
+    assert all(": running (pid " in line for line in lines)
     ports = {int(re.search(r"on port (\d+)", line)[1]) for line in lines}
     assert ports == {started.port, second}
 
@@ -54,7 +54,7 @@ def test_not_answering_is_unknown(started):
         os.killpg(pid, signal.SIGCONT)
     assert result.returncode == 4
     assert result.stdout.endswith(
-        f"but does not answer at http://127.0.0.1:{started.port}\n"
+        f" at http://127.0.0.1:{started.port}, but it does not answer\n"
     )
 
 
@@ -68,8 +68,8 @@ def test_dead_with_its_record_left(started):
     result = started.run("status.sh")
     assert result.returncode == 1
     assert result.stdout == (
-        f"{started.path.name} is dead on port {started.port} (pid {pid}), its "
-        "record is left: sh start.sh starts it anew\n"
+        f"{started.path.name} on port {started.port}: dead (pid {pid}): "
+        "sh start.sh starts it anew\n"
     )
     assert started.record().exists(), "status only reports, it removes nothing"
     assert started.run("start.sh").returncode == 0
@@ -81,7 +81,10 @@ def test_an_unreadable_record_is_unknown(site):
     site.record().write_text("{not json")
     result = site.run("status.sh")
     assert result.returncode == 4
-    assert "status unknown, its record cannot be read" in result.stdout
+    assert result.stdout == (
+        f"{site.path.name} on port {site.port}: status unknown: "
+        f"run/app-{site.port}.json cannot be read\n"
+    )
 
 
 def test_a_bad_env_file_warns_but_reports(started):
@@ -89,7 +92,7 @@ def test_a_bad_env_file_warns_but_reports(started):
     result = started.run("status.sh")
     assert result.returncode == 0
     assert result.stderr.startswith("warning: LOG_LEVEL='loud' in ")
-    assert " is running on port " in result.stdout
+    assert ": running (pid " in result.stdout
 
 
 def test_the_record_follows_a_reload(started):
