@@ -287,8 +287,8 @@ def check_address(values):
     """Raise a Failure naming the cause when HOST:PORT cannot be listened on.
     The probe binds as gunicorn does (SO_REUSEADDR: TIME_WAIT is no obstacle)."""
     host, port = values["HOST"].strip("[]"), values["PORT"]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as gunicorn's
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         with socket.socket(family) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
@@ -397,8 +397,13 @@ def running(port):
         raise Failure(f"cannot read run/app-{port}.json: check its owner and mode")
     if not record or ours(record):
         return record.get("pid")
-    say(f"removed the stale record of port {port}: pid {record.get('pid')} is not ours")
+    pid = record.get("pid")
+    say(f"removed the stale record of port {port}: pid {pid} is not ours")
     forget(port)
+    if isinstance(pid, int) and pid > 0 and not started(pid):
+        # A killed master leaves its workers serving for a moment.
+        with contextlib.suppress(Failure):
+            wait_until(lambda: not group_exists(pid), 5, "its workers to exit")
     return None
 
 
@@ -488,6 +493,18 @@ def children(pid):
     return {
         int(kid) for kid, parent in pairs if parent == str(pid) and started(int(kid))
     }
+
+
+def group_exists(pgid):
+    """Say whether process group pgid has members: a dead master's workers stay
+    in its group, whose id no new process can take while they live."""
+    try:
+        os.killpg(pgid, 0)  # sends nothing
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def gone(pids):

@@ -340,3 +340,15 @@ def test_access_log_can_be_turned_off(site):
     assert result.returncode == 0, result.stderr
     assert site.get()[0] == 200
     assert not (site.path / "logs" / f"access-{site.port}.log").exists()
+
+
+def test_start_right_after_the_master_was_killed(started):
+    pid = started.pid()
+    os.kill(pid, signal.SIGKILL)  # its workers serve on for a moment
+    result = started.run("start.sh")
+    assert result.returncode == 0, result.stderr
+    assert f"removed the stale record of port {started.port}: pid {pid}" in (
+        result.stdout
+    )
+    assert started.servers() == [started.pid()]
+    assert started.get()[0] == 200
