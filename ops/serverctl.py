@@ -114,7 +114,8 @@ def restart():
         pid = running(values["PORT"])
         if not pid:
             launch(values)
-            return name_the_others([values["PORT"]])
+            name_the_others([values["PORT"]])
+            return 0
         record = read_record(values["PORT"])
         host = record["settings"]["HOST"]
         if values["HOST"] != host:  # a new master keeps the old one's sockets
@@ -138,10 +139,7 @@ def status():
         if record is None:
             found, line = 4, f"status unknown: run/app-{other}.json cannot be read"
         elif not ours(record):
-            found, line = (
-                1,
-                f"dead (pid {record.get('pid')}): sh start.sh starts it anew",
-            )
+            found, line = 1, f"dead (pid {record.get('pid')}): sh start.sh starts it"
         else:
             up = datetime.timedelta(seconds=int(time.time() - record["since"]))
             url = address(record["settings"])

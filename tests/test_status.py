@@ -69,7 +69,7 @@ def test_dead_with_its_record_left(started):
     assert result.returncode == 1
     assert result.stdout == (
         f"{started.path.name} on port {started.port}: dead (pid {pid}): "
-        "sh start.sh starts it anew\n"
+        "sh start.sh starts it\n"
     )
     assert started.record().exists(), "status only reports, it removes nothing"
     assert started.run("start.sh").returncode == 0
