@@ -21,8 +21,8 @@ wsgi_app = "wsgi:app"
 # Always set: without it gunicorn binds 0.0.0.0:$PORT whenever PORT is set.
 bind = settings.bind_address(values)
 
-# gthread, 2 workers x 4 threads: with 2 x 2 the fastest simple setup on 2 cores
-# in every run, the two within a few percent (bench/run.py, README
+# gthread, 2 workers x 4 threads: it and 2 x 2 were the two fastest simple
+# setups on 2 cores, within a few percent of each other (bench/run.py, README
 # "Performance"): 5,600 requests/s, against 4,900-5,300 for 2 to 5 sync workers
 # and 2,100 for 1 x 4 (one worker is one core).
 # Threads keep connections alive and are not blocked by one slow client as sync

@@ -7,4 +7,4 @@
 set -eu
 # shellcheck source=ops/common.sh
 . "$(dirname -- "$0")/ops/common.sh"
-serverctl restart
+serverctl restart "$@"

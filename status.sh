@@ -5,4 +5,4 @@
 set -eu
 # shellcheck source=ops/common.sh
 . "$(dirname -- "$0")/ops/common.sh"
-serverctl status
+serverctl status "$@"

@@ -125,7 +125,8 @@ def restart():
                 "sh stop.sh && sh start.sh"
             )
         new = upgrade(pid, record, values)
-    say(f"reloaded {APP} at {address(values)}: pid {new} serves, pid {pid} retired")
+        say(f"reloaded {APP} at {address(values)}: pid {new} serves, pid {pid} retired")
+        name_the_others([values["PORT"]])
     return 0
 
 

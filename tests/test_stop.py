@@ -6,6 +6,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 from tests.conftest import listening
 
 
@@ -111,7 +113,12 @@ def test_stop_also_ends_a_new_master_left_by_a_reload(started):
     assert not listening(started.port)
 
 
-def test_usage_is_shown_for_an_unknown_option(site):
-    result = site.run("stop.sh", "--every")
+@pytest.mark.parametrize(
+    ("script", "option"),
+    [("stop.sh", "--every"), ("start.sh", "--help"), ("restart.sh", "--all")],
+)
+def test_an_unknown_option_shows_the_usage_and_does_nothing(site, script, option):
+    result = site.run(script, option)
     assert result.returncode == 2
     assert result.stderr.startswith("usage: ")
+    assert site.servers() == []
