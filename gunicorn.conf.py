@@ -9,6 +9,7 @@ to stdout; under start.sh, to files in logs/.
 """
 
 import os
+import sys
 
 from gunicorn import glogging
 
@@ -16,6 +17,10 @@ from ops import settings
 
 record = settings.launched_by_start()
 values = record["settings"] if record else settings.read()
+if record and "GUNICORN_PID" in os.environ:  # a new master, by a USR2
+    # restart.sh puts the new settings there; without them, no reload is under
+    # way (a stray or late USR2), and the old master must stay alone.
+    values = record.get("next") or sys.exit("error: new code comes by sh restart.sh")
 
 wsgi_app = "wsgi:app"
 # Always set: without it gunicorn binds 0.0.0.0:$PORT whenever PORT is set.
@@ -104,3 +109,22 @@ class Logger(glogging.Logger):
 
 
 logger_class = Logger
+
+
+def post_worker_init(worker):
+    """Have /health/ping answers name the master of the worker that answered:
+    while a new master starts beside the old one, both share the socket, and
+    restart.sh retires the old one only once the new one's workers answer."""
+    app = worker.wsgi
+
+    def named(environ, start_response):
+        if environ.get("PATH_INFO") != "/health/ping":
+            return app(environ, start_response)
+
+        def start(status, headers, exc_info=None):
+            headers.append((settings.MASTER_HEADER, str(worker.ppid)))
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    worker.wsgi = named

@@ -5,6 +5,8 @@
 # keeps serving its own code (exit 1). Starts the app when it is not running.
 # Reads the same settings as start.sh.
 set -eu
+# The project folder holds this script (a symlink to it is followed).
+script=$(readlink -f -- "$0" 2>/dev/null || printf '%s' "$0")
 # shellcheck source=ops/common.sh
-. "$(dirname -- "$0")/ops/common.sh"
+. "$(dirname -- "$script")/ops/common.sh"
 serverctl restart "$@"

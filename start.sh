@@ -5,6 +5,8 @@
 # GRACEFUL_TIMEOUT, START_TIMEOUT and ACCESS_LOG from the environment or .env.
 # One server per port: PORT=5001 sh start.sh
 set -eu
+# The project folder holds this script (a symlink to it is followed).
+script=$(readlink -f -- "$0" 2>/dev/null || printf '%s' "$0")
 # shellcheck source=ops/common.sh
-. "$(dirname -- "$0")/ops/common.sh"
+. "$(dirname -- "$script")/ops/common.sh"
 serverctl start "$@"

@@ -3,6 +3,8 @@
 # KILL what is left, and return once it is gone. Stops the server of PORT (from
 # the environment or .env); sh stop.sh --all stops every server of this folder.
 set -eu
+# The project folder holds this script (a symlink to it is followed).
+script=$(readlink -f -- "$0" 2>/dev/null || printf '%s' "$0")
 # shellcheck source=ops/common.sh
-. "$(dirname -- "$0")/ops/common.sh"
+. "$(dirname -- "$script")/ops/common.sh"
 serverctl stop "$@"

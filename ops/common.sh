@@ -4,7 +4,9 @@
 # to ops/serverctl.py, which knows the settings, each server's record and logs,
 # and how to tell our server from any other process.
 
-PROJECT=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd -P)
+# $script is the path of the script that sources this file, symlinks resolved.
+# shellcheck disable=SC2154
+PROJECT=$(CDPATH='' cd -- "$(dirname -- "$script")" && pwd -P)
 
 # Set PYTHON to the environment that has gunicorn: the active one (venv or
 # conda), else the project's venv/ or .venv/, else gunicorn's on PATH.

@@ -140,9 +140,10 @@ def status():
         if record is None:
             found, line = 4, f"status unknown: run/app-{other}.json cannot be read"
         elif not ours(record):
-            found, line = 1, f"dead (pid {record.get('pid')}): sh start.sh starts it"
+            found, line = 1, f"dead: {stale(record)} (sh start.sh clears its record)"
         else:
-            up = datetime.timedelta(seconds=int(time.time() - record["since"]))
+            since = record.get("since", time.time())
+            up = datetime.timedelta(seconds=int(time.time() - since))
             url = address(record["settings"])
             found, line = 0, f"running (pid {record['pid']}, up {up}) at {url}"
             if not ping(settings.local_url(record["settings"]), timeout=2):
@@ -177,9 +178,11 @@ def launch(values):
         output = log.open("ab")  # closed once gunicorn has it
     pidfile = settings.pidfile(port)
     if pidfile.exists():  # no record of ours names it, and gunicorn would refuse it
-        say(f"removed stale pidfile run/{pidfile.name} ({pidfile.read_text().strip()})")
-        pidfile.unlink()
-    write_record(port, {"settings": values})  # gunicorn.conf.py reads them at once
+        with writing(pidfile):
+            say(f"removed stale pidfile run/{pidfile.name} ({read_pid(pidfile)})")
+            pidfile.unlink()
+    # gunicorn.conf.py reads the settings at once, before the pid is known.
+    write_record(port, {"folder": str(settings.PROJECT), "settings": values})
     env = dict(os.environ, **{settings.RECORD_VARIABLE: str(settings.record(port))})
     # A session of its own: the server outlives the script and its terminal. Its
     # output goes to the log from the first instant: a bad setting fails before
@@ -199,13 +202,14 @@ def launch(values):
         write_record(port, new_record(server.pid, values))
 
         def ready():
-            return server.poll() is not None or serves(server.pid, values)
+            return server.poll() is not None or answering(server.pid, values)
 
         wait_until(ready, values["START_TIMEOUT"], "the app to answer")
         if server.returncode is not None:
             why = error_in(log, offset)
             raise Failure(f"gunicorn exited with code {server.returncode}: {why}")
     except BaseException as error:
+        shield()
         end([server.pid], 5)
         forget(port)
         if isinstance(error, KeyboardInterrupt):
@@ -217,49 +221,61 @@ def launch(values):
 
 def upgrade(old, record, values):
     """Start a new master beside old (USR2): it loads the code on disk with
-    values. Once it serves, record it and retire old (TERM); return its pid.
-    When it fails, old keeps serving with its own code and settings."""
+    values. Once its workers answer, record it and retire old (TERM); return
+    its pid. When it fails, old keeps serving with its own code and settings."""
     port = values["PORT"]
-    pidfile = settings.pidfile(port)
-    log = settings.error_log(port)
+    pidfile, log = settings.pidfile(port), settings.error_log(port)
     leftover = read_pid(f"{pidfile}.2")
     if leftover in children(old):
         raise Failure(
             f"a new master of an earlier reload (pid {leftover}) still runs beside "
             f"pid {old}: stop both with sh stop.sh, then sh start.sh"
         )
-    write_record(port, dict(record, settings=values))  # what the new master reads
-    before, born = children(old), set()
+    write_record(port, dict(record, next=values))  # what the new master reads
+    with writing(log):
+        log.parent.mkdir(exist_ok=True)  # the new master logs there too
+    offset = log.stat().st_size if log.exists() else 0
+    before, new = children(old), None
 
-    def new_master():
-        """The new master's pid once it serves; raise when it has exited."""
-        born.update(children(old) - before)
-        new = read_pid(f"{pidfile}.2")  # written once it has loaded the app
-        if new in born and serves(new, values):
-            return new
-        if born and not any(map(started, born)):
+    def forked():
+        """The first child old forked after the USR2: the new master."""
+        return min(children(old) - before, default=None)
+
+    def serving():
+        """The new master's pid once its workers answer; raise when it fails."""
+        nonlocal new
+        new = new or forked()
+        if new and not started(new):
             raise Failure(f"it exited: {error_in(log, offset)}")
-        return None
+        return new if new and answering(new, values) else None
 
-    offset = log.stat().st_size
     os.kill(old, signal.SIGUSR2)
     try:
-        new = wait_until(new_master, values["START_TIMEOUT"], "the new master")
+        wait_until(serving, values["START_TIMEOUT"], "the new master to answer")
         write_record(port, new_record(new, values))
     except BaseException as error:
-        end(born, 5)  # ours: children of our master, born of the USR2
-        write_record(port, record)
+        shield()
+        with contextlib.suppress(Failure):  # a Ctrl-C may come before the fork
+            new = new or wait_until(forked, 0.5, "the fork")
+        end([new] if new else [], 5)
+        write_record(port, record)  # without "next": a late fork refuses to start
         kept = f"{APP} (pid {old}) keeps running the old code"
+        if not ours(record):
+            kept = f"{APP} (pid {old}) has stopped meanwhile: sh start.sh"
         if isinstance(error, KeyboardInterrupt):
             raise KeyboardInterrupt(kept) from None
         raise Failure(f"the new code did not start: {error}; {kept}") from None
-    os.kill(old, signal.SIGTERM)
+    signal_all([old], signal.SIGTERM)
 
     def promoted():  # until then, the new master would ignore a further USR2
         return not started(old) and read_pid(pidfile) == new
 
     what = f"the old master (pid {old}) to finish its requests"
-    wait_until(promoted, values["GRACEFUL_TIMEOUT"] + 10, what)
+    try:
+        wait_until(promoted, values["GRACEFUL_TIMEOUT"] + 10, what)
+    except KeyboardInterrupt:
+        why = f"pid {new} serves; pid {old} finishes its requests"
+        raise KeyboardInterrupt(why) from None
     return new
 
 
@@ -311,8 +327,13 @@ def holder(port):
     ss = ["ss", "-Hltnp", f"sport = :{port}"]
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         out = subprocess.run(ss, capture_output=True, text=True, timeout=5).stdout
-        if found := re.search(r'"([^"]+)",pid=(\d+)', out):
-            return f"{found[1]} (pid {found[2]})"
+        found = {
+            int(pid): name for name, pid in re.findall(r'"([^"]+)",pid=(\d+)', out)
+        }
+        # Name the parent of them all (a master, rather than one of its workers).
+        for pid, name in sorted(found.items()):
+            if parent(pid) not in found:
+                return f"{name} (pid {pid})"
     return "another program"
 
 
@@ -329,9 +350,12 @@ def name_the_others(ports):
 def error_in(log, offset):
     """Return the line of the log, after offset, that best says what went
     wrong: the first exception line ("ConfigError: ..."), else the last line."""
-    with open(log, "rb") as lines:
-        lines.seek(offset)
-        text = lines.read().decode(errors="replace").strip().splitlines()
+    try:
+        with open(log, "rb") as lines:
+            lines.seek(offset)
+            text = lines.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        text = []
     errors = [line for line in text if re.match(r"\w*(Error|Exception): ", line)]
     return (errors or text or ["nothing was logged"])[0 if errors else -1]
 
@@ -353,11 +377,12 @@ def new_record(pid, values):
 def read_record(port):
     """Return the record of port: {} if there is none, None if unreadable."""
     try:
-        return json.loads(settings.record(port).read_text())
+        record = json.loads(settings.record(port).read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def write_record(port, record):
@@ -369,7 +394,8 @@ def write_record(port, record):
             draft.write_text(json.dumps(record, indent=1) + "\n")
             draft.replace(path)
     finally:
-        draft.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            draft.unlink(missing_ok=True)
 
 
 def records():
@@ -381,10 +407,20 @@ def records():
 def ours(record):
     """Say whether record names a live master launched for this folder (a
     copy of the folder copies its records): its pid, with its start time."""
-    if not record or record.get("folder") != str(settings.PROJECT):
-        return False
-    when = started(record.get("pid"))
-    return when is not None and when == record.get("started")
+    return not stale(record)
+
+
+def stale(record):
+    """Say why record names no live master of this folder, or "" if it does."""
+    if not record:
+        return "it cannot be read"
+    if record.get("folder") != str(settings.PROJECT):
+        return f"it was written in {record.get('folder')} (a copy of the folder?)"
+    pid = record.get("pid")
+    when = started(pid)
+    if when is None:
+        return f"pid {pid} is not running"
+    return "" if when == record.get("started") else f"pid {pid} is another program"
 
 
 def running(port):
@@ -392,13 +428,12 @@ def running(port):
     master of ours (a dead pid, one reused by another program, a copied
     record) is reported and removed, never acted on."""
     record = read_record(port)
-    if record is None:
-        raise Failure(f"cannot read run/app-{port}.json: check its owner and mode")
-    if not record or ours(record):
+    if record == {} or ours(record):
         return record.get("pid")
-    pid = record.get("pid")
-    say(f"removed the stale record of port {port}: pid {pid} is not ours")
-    forget(port)
+    pid = record.get("pid") if record else None
+    with writing(settings.record(port)):
+        forget(port)
+    say(f"removed the stale record of port {port}: {stale(record)}")
     if isinstance(pid, int) and pid > 0 and not started(pid):
         # A killed master leaves its workers serving for a moment.
         with contextlib.suppress(Failure):
@@ -409,7 +444,8 @@ def running(port):
 def forget(port):
     """Remove the record of port, and gunicorn's pidfile (left when killed)."""
     settings.record(port).unlink(missing_ok=True)
-    settings.pidfile(port).unlink(missing_ok=True)
+    with contextlib.suppress(IsADirectoryError):
+        settings.pidfile(port).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -461,10 +497,10 @@ def read_pid(pidfile):
 # Processes, waits and the network --------------------------------------------------
 
 
-def started(pid):
-    """Return when pid started (a string to compare), or None when it is gone
-    or has finished (a zombie)."""
-    if not isinstance(pid, int):
+def proc(pid):
+    """Return the state letter, parent pid and start time of pid, or None
+    when there is no such process."""
+    if not isinstance(pid, int) or not 0 < pid < 1 << 22:  # Linux's largest
         return None
     if LINUX:
         try:
@@ -473,10 +509,23 @@ def started(pid):
             return None
         # The command name in parentheses may hold spaces: split after it.
         fields = stat[stat.rindex(")") + 2 :].split()
-        return None if fields[0] == "Z" else fields[19]
-    ps = ["ps", "-o", "stat=,lstart=", "-p", str(pid)]
-    out = subprocess.run(ps, capture_output=True, text=True).stdout.split(None, 1)
-    return None if not out or out[0].startswith("Z") else out[1].strip()
+        return fields[0], int(fields[1]), fields[19]
+    ps = ["ps", "-o", "stat=,ppid=,lstart=", "-p", str(pid)]
+    out = subprocess.run(ps, capture_output=True, text=True).stdout.split(None, 2)
+    return (out[0][:1], int(out[1]), out[2].strip()) if len(out) == 3 else None
+
+
+def started(pid):
+    """Return when pid started (a string to compare), or None when it is gone
+    or has finished (a zombie)."""
+    found = proc(pid)
+    return found[2] if found and found[0] != "Z" else None
+
+
+def parent(pid):
+    """Return the parent pid of pid, or None."""
+    found = proc(pid)
+    return found[1] if found else None
 
 
 def children(pid):
@@ -499,7 +548,7 @@ def group_exists(pgid):
     in its group, whose id no new process can take while they live."""
     try:
         os.killpg(pgid, 0)  # sends nothing
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         pass
@@ -518,11 +567,19 @@ def signal_all(pids, number):
             os.kill(pid, number)
 
 
-def serves(pid, values):
-    """Say whether master pid has all its workers (each a copy of the loaded
-    app) and the app answers."""
-    workers = len(children(pid))
-    return workers >= values["WEB_CONCURRENCY"] and ping(settings.local_url(values))
+def answering(master, values):
+    """Say whether all the workers of master are up and one of them answers
+    /health/ping with 200; raise a Failure when it answers something else."""
+    code, by = probe(settings.local_url(values))
+    if by == master and code != 200:
+        raise Failure(f"the app answers {code} at /health/ping")
+    return by == master and len(children(master)) >= values["WEB_CONCURRENCY"]
+
+
+def shield():
+    """Ignore further interrupts: the clean-up under way must finish."""
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
 
 
 def wait_until(check, timeout, what):
@@ -545,16 +602,24 @@ def address(values):
 
 def ping(url, timeout=1.0):
     """Say whether url (http://HOST:PORT/PATH) answers 200."""
+    return probe(url, timeout)[0] == 200
+
+
+def probe(url, timeout=1.0):
+    """Ask url; return its status code and the pid of the master whose worker
+    answered (gunicorn.conf.py names it on /health/ping), None when absent."""
     host_port, path = url.removeprefix("http://").split("/", 1)
     host, _, port = host_port.rpartition(":")
     request = f"GET /{path} HTTP/1.0\r\nHost: {host_port}\r\n\r\n".encode()
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout) as conn:
             conn.sendall(request)
-            status_line = conn.makefile("rb").readline()
+            head = conn.makefile("rb").read(4096)  # HTTP/1.0: it closes after
     except OSError:
-        return False
-    return status_line.split(b" ")[1:2] == [b"200"]
+        return None, None
+    code = re.match(rb"HTTP/\S+ (\d{3})", head)
+    master = re.search(rf"(?im)^{settings.MASTER_HEADER}: *(\d+)".encode(), head)
+    return (int(code[1]) if code else None), (int(master[1]) if master else None)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ RUN = PROJECT / "run"
 LOGS = PROJECT / "logs"
 # Set by start.sh for gunicorn: the path of the record it reads its settings from.
 RECORD_VARIABLE = "SERVERCTL_RECORD"
+# On /health/ping answers: the pid of the master whose worker answered.
+MASTER_HEADER = "X-Master-Pid"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 HOST_PATTERN = re.compile(r"[A-Za-z0-9.:\-]+|\[[0-9A-Fa-f:.]+\]")
 
@@ -56,7 +58,13 @@ def read(strict=True):
     With strict=False a bad value is replaced by its default with a warning, so
     that stop.sh and status.sh work whatever state .env is in.
     """
-    dotenv = env_file_values(PROJECT / ".env")
+    try:
+        dotenv = env_file_values(PROJECT / ".env")
+    except SettingError as error:
+        if strict:
+            raise
+        print(f"warning: {error}; reading none of it meanwhile", file=sys.stderr)
+        dotenv = {}
     values = {}
     for name, (default, check) in SETTINGS.items():
         text, where = default, "the defaults"
@@ -82,7 +90,10 @@ def env_file_values(path):
     # every script and every server start would pay before doing anything.
     from dotenv import dotenv_values
 
-    return dotenv_values(path)
+    try:
+        return dotenv_values(path)
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingError(f"{path} cannot be read: {error}") from None
 
 
 def number(low, high):

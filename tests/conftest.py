@@ -178,6 +178,12 @@ class Site:
         """The record start.sh keeps of the server it launched."""
         return self.path / "run" / f"app-{port or self.port}.json"
 
+    def forge_record(self, pid, port=None):
+        """Write a record of this folder naming pid, with a start time it lacks."""
+        self.record(port).parent.mkdir(exist_ok=True)
+        record = {"folder": os.path.realpath(self.path), "pid": pid, "started": "0"}
+        self.record(port).write_text(json.dumps(dict(record, settings={})))
+
     def pid(self, port=None):
         """The master's pid, from the record."""
         return json.loads(self.record(port).read_text())["pid"]

@@ -2,7 +2,6 @@
 and the logs of a real server, reopened after rotation by our servers only."""
 
 import http.client
-import json
 import logging
 import subprocess
 import sys
@@ -65,8 +64,7 @@ def test_reopen_logs_signals_only_our_servers(started, free_port):
     stranger = subprocess.Popen(["sleep", "60"])
     try:
         # USR1 would end the stranger: a stale record must not lead to it.
-        stale = started.path / "run" / f"app-{free_port()}.json"
-        stale.write_text(json.dumps({"pid": stranger.pid, "started": "0"}))
+        started.forge_record(stranger.pid, port=free_port())
         ctl = [sys.executable, str(started.path / "ops" / "serverctl.py")]
         result = subprocess.run(
             [*ctl, "reopen-logs"], env=started.env, capture_output=True, timeout=30

@@ -6,7 +6,6 @@ Chinese characters) against a real gunicorn on a free port of 127.0.0.1, from
 another folder, with bounded waits, and kills whatever it started.
 """
 
-import json
 import os
 import shutil
 import signal
@@ -91,8 +90,7 @@ def test_start_works_the_same_at_every_log_level(site):
 def test_record_of_a_dead_server_is_removed(site):
     dead = subprocess.Popen(["true"])
     dead.wait()
-    site.record().parent.mkdir()
-    site.record().write_text(json.dumps({"pid": dead.pid, "started": "1"}))
+    site.forge_record(dead.pid)
     site.pidfile().write_text(f"{dead.pid}\n")
     result = site.run("start.sh")
     assert result.returncode == 0, result.stderr
@@ -110,8 +108,7 @@ def test_files_naming_another_process_never_lead_to_it(site, where):
     try:
         site.record().parent.mkdir()
         if where in ("record", "both"):
-            record = {"pid": stranger.pid, "started": "0", "settings": {}}
-            site.record().write_text(json.dumps(record))
+            site.forge_record(stranger.pid)
         if where in ("pidfile", "both"):
             site.pidfile().write_text(f"{stranger.pid}\n")
         result = site.run("stop.sh")

@@ -68,8 +68,8 @@ def test_dead_with_its_record_left(started):
     result = started.run("status.sh")
     assert result.returncode == 1
     assert result.stdout == (
-        f"{started.path.name} on port {started.port}: dead (pid {pid}): "
-        "sh start.sh starts it\n"
+        f"{started.path.name} on port {started.port}: dead: pid {pid} is not "
+        "running (sh start.sh clears its record)\n"
     )
     assert started.record().exists(), "status only reports, it removes nothing"
     assert started.run("start.sh").returncode == 0
