@@ -245,6 +245,11 @@ def upgrade(old, record, values):
         """The new master's pid once its workers answer; raise when it fails."""
         nonlocal new
         new = new or forked()
+        if not started(old) and read_pid(pidfile) == old:
+            # old was killed meanwhile: gunicorn's new master would take its
+            # pidfile for that of another server (a zombie counts as live) and
+            # stop at its promotion.
+            pidfile.unlink(missing_ok=True)
         if new and not started(new):
             raise Failure(f"it exited: {error_in(log, offset)}")
         return new if new and answering(new, values) else None

@@ -233,3 +233,63 @@ def test_sessions_survive_restarts_and_servers_agree(started, free_port, script)
     second = free_port()
     assert started.run("start.sh", PORT=str(second)).returncode == 0
     assert visit(second, cookie)[0] == 3
+
+
+def test_new_code_that_answers_500_is_refused(started):
+    pid = started.pid()
+    write_code(started, "app.before_request(lambda: 1 / 0)")
+    result = started.run("restart.sh")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: the new code did not start: the app answers 500 at /health/ping; "
+        f"{started.path.name} (pid {pid}) keeps running the old code\n"
+    )
+    assert started.servers() == [pid]
+    wait_for_workers(started, pid, 2)
+    for _ in range(10):
+        assert started.get()[0] == 200
+
+
+def test_a_late_usr2_starts_no_stray_master(started):
+    pid = started.pid()
+    os.kill(pid, signal.SIGSTOP)  # the USR2 stays pending past the deadline
+    try:
+        result = started.run("restart.sh", START_TIMEOUT="1")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert result.returncode == 1
+    assert "gave up after 1 s waiting for the new master to answer" in result.stderr
+    deadline = time.monotonic() + 10
+    while "new code comes by sh restart.sh" not in started.log():
+        assert time.monotonic() < deadline, "the late new master did not refuse"
+        time.sleep(0.1)
+    wait_for_workers(started, pid, 2)
+    assert started.servers() == [pid]
+    assert started.run("restart.sh").returncode == 0
+
+
+def test_the_old_master_dying_during_a_reload_leaves_the_new_one(started):
+    old = started.pid()
+    write_code(started, "import os, time")
+    write_code(started, "if 'GUNICORN_PID' in os.environ: time.sleep(1)")
+    restart = started.popen("restart.sh")
+    deadline = time.monotonic() + 20
+    while len(started.workers(old)) < 3:  # its two workers and the new master
+        assert time.monotonic() < deadline, "no new master came"
+        time.sleep(0.05)
+    os.kill(old, signal.SIGKILL)
+    out, err = restart.communicate(timeout=60)
+    assert restart.returncode == 0, err
+    new = started.pid()
+    assert new != old
+    assert started.servers() == [new]
+    assert started.get()[0] == 200
+
+
+def test_restart_after_the_log_was_moved_away(started):
+    started.path.joinpath("logs", f"app-{started.port}.log").rename(
+        started.path / "moved.log"
+    )
+    result = started.run("restart.sh")
+    assert result.returncode == 0, result.stderr
+    assert started.get()[0] == 200

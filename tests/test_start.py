@@ -349,3 +349,47 @@ def test_start_right_after_the_master_was_killed(started):
     )
     assert started.servers() == [started.pid()]
     assert started.get()[0] == 200
+
+
+def test_two_ctrl_c_while_starting_leave_nothing(site):
+    with open(site.path / "wsgi.py", "a") as wsgi:
+        wsgi.write("import time\ntime.sleep(60)\n")
+    start = site.popen("start.sh")
+    deadline = time.monotonic() + 20
+    while not site.servers():
+        assert time.monotonic() < deadline, "gunicorn was not launched"
+        time.sleep(0.05)
+    start.send_signal(signal.SIGINT)
+    time.sleep(0.01)
+    start.send_signal(signal.SIGINT)
+    start.communicate(timeout=20)
+    assert start.returncode == 130
+    assert_nothing_left(site)
+
+
+def test_a_symlink_to_a_script_runs_it(site, tmp_path):
+    link = tmp_path / "start-my-app"
+    link.symlink_to(site.path / "start.sh")
+    result = subprocess.run(
+        ["sh", str(link)],
+        env={**site.env, "PORT": str(site.port)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert site.get()[0] == 200
+
+
+def test_port_in_use_by_another_server_names_its_master(tmp_path, site, python_env):
+    other = Site(tmp_path / "other", python_env, site.port)
+    shutil.copytree(site.path, other.path)
+    try:
+        assert other.run("start.sh").returncode == 0
+        result = site.run("start.sh")
+        assert result.returncode == 1
+        if shutil.which("ss"):
+            assert f"(pid {other.pid()}): stop it" in result.stderr
+        assert site.servers() == []
+    finally:
+        other.kill_all()

@@ -101,3 +101,11 @@ def test_the_record_follows_a_reload(started):
     result = started.run("status.sh")
     assert result.returncode == 0
     assert f"(pid {record['pid']}, up " in result.stdout
+
+
+def test_an_env_file_that_is_not_utf8_warns_but_reports(started):
+    (started.path / ".env").write_bytes(b"# caf\xe9\nPORT=1\n")
+    result = started.run("status.sh")
+    assert result.returncode == 0, result.stderr
+    assert "cannot be read: 'utf-8' codec" in result.stderr
+    assert "Traceback" not in result.stderr

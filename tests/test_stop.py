@@ -122,3 +122,23 @@ def test_an_unknown_option_shows_the_usage_and_does_nothing(site, script, option
     assert result.returncode == 2
     assert result.stderr.startswith("usage: ")
     assert site.servers() == []
+
+
+def test_an_env_file_that_is_not_utf8_does_not_prevent_a_stop(started):
+    (started.path / ".env").write_bytes(b"# caf\xe9\n")
+    result = started.run("stop.sh")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert started.servers() == []
+
+
+def test_a_record_that_is_not_a_record_is_removed(site):
+    site.record().parent.mkdir()
+    site.record().write_text("[]")
+    assert site.run("status.sh").returncode == 4
+    result = site.run("stop.sh")
+    assert result.returncode == 0, result.stderr
+    assert f"removed the stale record of port {site.port}: it cannot be read" in (
+        result.stdout
+    )
+    assert not site.record().exists()
