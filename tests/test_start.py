@@ -393,3 +393,13 @@ def test_port_in_use_by_another_server_names_its_master(tmp_path, site, python_e
         assert site.servers() == []
     finally:
         other.kill_all()
+
+
+def test_a_removed_master_header_hook_is_named(site):
+    # A later definition replaces the one gunicorn.conf.py ships.
+    with open(site.path / "gunicorn.conf.py", "a") as conf:
+        conf.write("\n\ndef post_worker_init(worker):\n    pass\n")
+    result = site.run("start.sh", START_TIMEOUT="10")
+    assert result.returncode == 1
+    assert "without the X-Master-Pid header that post_worker_init" in result.stderr
+    assert_nothing_left(site)
