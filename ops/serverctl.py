@@ -254,7 +254,7 @@ def upgrade(old, record, values):
             raise Failure(f"it exited: {error_in(log, offset)}")
         return new if new and answering(new, values) else None
 
-    os.kill(old, signal.SIGUSR2)
+    signal_all([old], signal.SIGUSR2)
     try:
         wait_until(serving, values["START_TIMEOUT"], "the new master to answer")
         write_record(port, new_record(new, values))
@@ -273,6 +273,9 @@ def upgrade(old, record, values):
     signal_all([old], signal.SIGTERM)
 
     def promoted():  # until then, the new master would ignore a further USR2
+        if not started(new):
+            why = error_in(log, offset)
+            raise Failure(f"the new master (pid {new}) stopped: {why}; sh start.sh")
         return not started(old) and read_pid(pidfile) == new
 
     what = f"the old master (pid {old}) to finish its requests"
