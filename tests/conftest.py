@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -235,6 +236,14 @@ def without_root_powers(*capabilities):
     if os.getuid() != 0:
         return []
     return ["setpriv", "--bounding-set", ",".join(f"-{c}" for c in capabilities)]
+
+
+def wait_until(check, what, timeout=20):
+    """Poll check every 50 ms until it is true; fail naming what after timeout s."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what} within {timeout} s"
+        time.sleep(0.05)
 
 
 def listening(port):

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from tests.conftest import wait_until
+
 
 def load(site, stop, counts, keep_alive):
     """Send GETs until stop is set (at most 3,000): each on a new connection, or
@@ -62,10 +64,8 @@ def write_code(site, line):
 
 def wait_for_workers(site, master, count):
     """Wait until master has count live workers."""
-    deadline = time.monotonic() + 20
-    while len(site.workers(master)) != count:
-        assert time.monotonic() < deadline, f"master {master} did not get {count}"
-        time.sleep(0.05)
+    what = f"master {master} did not get {count}"
+    wait_until(lambda: len(site.workers(master)) == count, what)
 
 
 def test_restart_under_load_fails_no_request(started):
@@ -130,10 +130,8 @@ def test_ctrl_c_during_a_restart_keeps_the_old_server(started):
     write_code(started, "import os, time")
     write_code(started, "if 'GUNICORN_PID' in os.environ: time.sleep(60)")
     restart = started.popen("restart.sh")
-    deadline = time.monotonic() + 20
-    while len(started.workers(pid)) < 3:  # its two workers and the new master
-        assert time.monotonic() < deadline, "no new master came"
-        time.sleep(0.05)
+    # Its two workers and the new master.
+    wait_until(lambda: len(started.workers(pid)) == 3, "no new master came")
     restart.send_signal(signal.SIGINT)
     out, err = restart.communicate(timeout=20)
     assert restart.returncode == 130
@@ -273,10 +271,8 @@ def test_the_old_master_dying_during_a_reload_leaves_the_new_one(started):
     write_code(started, "import os, time")
     write_code(started, "if 'GUNICORN_PID' in os.environ: time.sleep(1)")
     restart = started.popen("restart.sh")
-    deadline = time.monotonic() + 20
-    while len(started.workers(old)) < 3:  # its two workers and the new master
-        assert time.monotonic() < deadline, "no new master came"
-        time.sleep(0.05)
+    # Its two workers and the new master.
+    wait_until(lambda: len(started.workers(old)) == 3, "no new master came")
     os.kill(old, signal.SIGKILL)
     out, err = restart.communicate(timeout=60)
     assert restart.returncode == 0, err

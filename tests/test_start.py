@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Site, listening, without_root_powers
+from tests.conftest import Site, listening, wait_until, without_root_powers
 
 
 def assert_nothing_left(site):
@@ -258,10 +258,7 @@ def test_ctrl_c_while_starting_stops_what_was_started(site):
     with open(site.path / "wsgi.py", "a") as wsgi:
         wsgi.write("import time\ntime.sleep(60)\n")
     start = site.popen("start.sh")
-    deadline = time.monotonic() + 20
-    while not site.servers():
-        assert time.monotonic() < deadline, "gunicorn was not launched"
-        time.sleep(0.05)
+    wait_until(site.servers, "gunicorn was not launched")
     start.send_signal(signal.SIGINT)
     out, err = start.communicate(timeout=20)
     assert start.returncode == 130
@@ -355,10 +352,7 @@ def test_two_ctrl_c_while_starting_leave_nothing(site):
     with open(site.path / "wsgi.py", "a") as wsgi:
         wsgi.write("import time\ntime.sleep(60)\n")
     start = site.popen("start.sh")
-    deadline = time.monotonic() + 20
-    while not site.servers():
-        assert time.monotonic() < deadline, "gunicorn was not launched"
-        time.sleep(0.05)
+    wait_until(site.servers, "gunicorn was not launched")
     start.send_signal(signal.SIGINT)
     time.sleep(0.01)
     start.send_signal(signal.SIGINT)

@@ -1,6 +1,7 @@
 """stop.sh, run for real: a graceful stop of our server only, whatever state
 the settings are in, that names every other server of the folder still running."""
 
+import json
 import os
 import signal
 import threading
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import listening
+from tests.conftest import listening, wait_until
 
 
 def test_stop_when_stopped_says_so(site):
@@ -102,11 +103,12 @@ def test_stop_all_stops_every_server(started, free_port):
 
 def test_stop_also_ends_a_new_master_left_by_a_reload(started):
     pid = started.pid()
-    os.kill(pid, signal.SIGUSR2)  # as a reload cut short would leave it
-    deadline = time.monotonic() + 20
-    while len(started.workers(pid)) < 3:  # its two workers and the new master
-        assert time.monotonic() < deadline, "no new master came"
-        time.sleep(0.05)
+    # As a reload cut short would leave it: new settings recorded, then USR2.
+    record = json.loads(started.record().read_text())
+    started.record().write_text(json.dumps(dict(record, next=record["settings"])))
+    os.kill(pid, signal.SIGUSR2)
+    pidfile2 = started.path / "run" / f"app-{started.port}.pid.2"
+    wait_until(pidfile2.exists, "no new master came")  # written once it loaded
     result = started.run("stop.sh")
     assert result.returncode == 0, result.stderr
     assert started.servers() == []
