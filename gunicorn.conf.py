@@ -8,6 +8,7 @@ log. In the foreground (systemd, containers) logs go to stderr and access lines
 to stdout; under start.sh, to files in logs/.
 """
 
+import contextlib
 import gc
 import os
 import sys
@@ -16,12 +17,23 @@ from gunicorn import glogging
 
 from ops import settings
 
-record = settings.launched_by_start()
-values = record["settings"] if record else settings.read()
-if record and "GUNICORN_PID" in os.environ:  # a new master, by a USR2
-    # restart.sh puts the new settings there; without them, no reload is under
-    # way (a stray or late USR2), and the old master must stay alone.
-    values = record.get("next") or sys.exit("error: new code comes by sh restart.sh")
+try:
+    record = settings.launched_by_start()
+    values = record["settings"] if record else settings.read()
+    if record and "GUNICORN_PID" in os.environ:  # a new master, by a USR2
+        # restart.sh puts the new settings there; without them, no reload is
+        # under way (a stray or late USR2), and the old master must stay alone.
+        values = record.get("next") or sys.exit(
+            "error: new code comes by sh restart.sh"
+        )
+except (OSError, ValueError, KeyError, settings.SettingError) as error:
+    # A HUP has the running master read this file again, and an error here
+    # would stop it: it keeps the settings it has (a restart checks them).
+    if settings.in_force is None:
+        raise
+    print(f"warning: {error}; keeping the settings in force", file=sys.stderr)
+    record, values = settings.in_force
+settings.in_force = record, values
 
 wsgi_app = "wsgi:app"
 # Always set: without it gunicorn binds 0.0.0.0:$PORT whenever PORT is set.
@@ -87,6 +99,9 @@ if record:
     # start.sh: the pidfile and both logs under run/ and logs/, one set per port;
     # print() and anything written to stderr go to the log too.
     port = values["PORT"]
+    for folder in settings.RUN, settings.LOGS:  # on a HUP, gunicorn needs them
+        with contextlib.suppress(OSError):
+            folder.mkdir(exist_ok=True)
     pidfile = str(settings.pidfile(port))
     errorlog = str(settings.error_log(port))
     capture_output = True

@@ -33,6 +33,7 @@ from ops import settings  # noqa: E402 (needs the project folder on sys.path)
 APP = settings.PROJECT.name
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))  # USR2 re-runs it
 LINUX = os.path.isdir("/proc/self/task")
+OWNER = ("folder", "pid", "started")  # what tells a master of ours
 
 
 class Failure(Exception):
@@ -99,7 +100,8 @@ def stop(everything=None):
             if not pid:
                 say(f"{APP} is not running on port {port}")
                 continue
-            if end([pid], values["GRACEFUL_TIMEOUT"] + 5):
+            masters = [pid, *retiring(read_record(port))]
+            if end(masters, values["GRACEFUL_TIMEOUT"] + 5):
                 say(f"{APP} (pid {pid}) did not stop in time: killed")
             forget(port)
             say(f"stopped {APP} on port {port} (pid {pid})")
@@ -124,6 +126,10 @@ def restart():
                 f"{host}: a new address needs a stop and a start: "
                 "sh stop.sh && sh start.sh"
             )
+        for old in retiring(record):  # an earlier restart.sh was cut short
+            offset = end_of(settings.error_log(values["PORT"]))
+            signal_all([old], signal.SIGTERM)
+            wait_promoted(pid, old, values, offset)
         new = upgrade(pid, record, values)
         say(f"reloaded {APP} at {address(values)}: pid {new} serves, pid {pid} retired")
         name_the_others([values["PORT"]])
@@ -201,7 +207,11 @@ def launch(values):
     try:
         write_record(port, new_record(server.pid, values))
 
+        workers = set()
+
         def ready():
+            if worker := crashed(server.pid, workers):
+                raise Failure(f"worker {worker} exited: {error_in(log, offset)}")
             return server.poll() is not None or answering(server.pid, values)
 
         wait_until(ready, values["START_TIMEOUT"], "the app to answer")
@@ -225,26 +235,21 @@ def upgrade(old, record, values):
     its pid. When it fails, old keeps serving with its own code and settings."""
     port = values["PORT"]
     pidfile, log = settings.pidfile(port), settings.error_log(port)
-    leftover = read_pid(f"{pidfile}.2")
-    if leftover in children(old):
-        raise Failure(
-            f"a new master of an earlier reload (pid {leftover}) still runs beside "
-            f"pid {old}: stop both with sh stop.sh, then sh start.sh"
-        )
+    leftovers = sorted(new_masters(old))  # of a restart.sh that was killed
+    if leftovers:
+        say(f"stopping pid {leftovers[0]}, a new master left by a reload cut short")
+        end(leftovers, 5)
+        # Until old has reaped it, old would ignore the USR2.
+        wait_until(lambda: not any(map(proc, leftovers)), 5, f"pid {old} to reap it")
     write_record(port, dict(record, next=values))  # what the new master reads
     with writing(log):
         log.parent.mkdir(exist_ok=True)  # the new master logs there too
-    offset = log.stat().st_size if log.exists() else 0
-    before, new = children(old), None
-
-    def forked():
-        """The first child old forked after the USR2: the new master."""
-        return min(children(old) - before, default=None)
+    offset, new, workers = end_of(log), None, set()
 
     def serving():
         """The new master's pid once its workers answer; raise when it fails."""
         nonlocal new
-        new = new or forked()
+        new = new or min(new_masters(old), default=None)
         if not started(old) and read_pid(pidfile) == old:
             # old was killed meanwhile: gunicorn's new master would take its
             # pidfile for that of another server (a zombie counts as live) and
@@ -252,17 +257,18 @@ def upgrade(old, record, values):
             pidfile.unlink(missing_ok=True)
         if new and not started(new):
             raise Failure(f"it exited: {error_in(log, offset)}")
+        if new and (worker := crashed(new, workers)):
+            raise Failure(f"its worker {worker} exited: {error_in(log, offset)}")
         return new if new and answering(new, values) else None
 
     signal_all([old], signal.SIGUSR2)
     try:
         wait_until(serving, values["START_TIMEOUT"], "the new master to answer")
-        write_record(port, new_record(new, values))
     except BaseException as error:
         shield()
         with contextlib.suppress(Failure):  # a Ctrl-C may come before the fork
-            new = new or wait_until(forked, 0.5, "the fork")
-        end([new] if new else [], 5)
+            wait_until(lambda: new or new_masters(old), 0.5, "the fork")
+        end(sorted({new} - {None} | new_masters(old)), 5)
         write_record(port, record)  # without "next": a late fork refuses to start
         kept = f"{APP} (pid {old}) keeps running the old code"
         if not ours(record):
@@ -270,21 +276,33 @@ def upgrade(old, record, values):
         if isinstance(error, KeyboardInterrupt):
             raise KeyboardInterrupt(kept) from None
         raise Failure(f"the new code did not start: {error}; {kept}") from None
+    # Until old is gone, the record names it too: a stop.sh then stops both.
+    now = new_record(new, values)
+    write_record(port, dict(now, retiring={k: record[k] for k in OWNER}))
     signal_all([old], signal.SIGTERM)
-
-    def promoted():  # until then, the new master would ignore a further USR2
-        if not started(new):
-            why = error_in(log, offset)
-            raise Failure(f"the new master (pid {new}) stopped: {why}; sh start.sh")
-        return not started(old) and read_pid(pidfile) == new
-
-    what = f"the old master (pid {old}) to finish its requests"
     try:
-        wait_until(promoted, values["GRACEFUL_TIMEOUT"] + 10, what)
+        wait_promoted(new, old, values, offset)
     except KeyboardInterrupt:
         why = f"pid {new} serves; pid {old} finishes its requests"
         raise KeyboardInterrupt(why) from None
+    write_record(port, now)
     return new
+
+
+def wait_promoted(new, old, values, offset):
+    """Wait until old, sent TERM, has finished its requests and new has taken
+    its pidfile (until then, new would ignore a further USR2). Raise when new
+    stops, naming the line of the log after offset that says why."""
+    port = values["PORT"]
+
+    def promoted():
+        if not started(new):
+            why = error_in(settings.error_log(port), offset)
+            raise Failure(f"the new master (pid {new}) stopped: {why}; sh start.sh")
+        return not started(old) and read_pid(settings.pidfile(port)) == new
+
+    what = f"the old master (pid {old}) to finish its requests"
+    wait_until(promoted, values["GRACEFUL_TIMEOUT"] + 10, what)
 
 
 def end(masters, wait):
@@ -355,6 +373,13 @@ def name_the_others(ports):
             )
 
 
+def end_of(log):
+    """Return the size of log: where the lines of what comes next begin."""
+    with contextlib.suppress(OSError):
+        return log.stat().st_size
+    return 0
+
+
 def error_in(log, offset):
     """Return the line of the log, after offset, that best says what went
     wrong: the first exception line ("ConfigError: ..."), else the last line."""
@@ -410,6 +435,12 @@ def records():
     """Return (port, record) for every record in run/, by port."""
     names = [path.stem[4:] for path in settings.RUN.glob("app-*.json")]
     return [(int(port), read_record(port)) for port in sorted(names) if port.isdigit()]
+
+
+def retiring(record):
+    """Return [pid] of the old master a reload was retiring, while it runs."""
+    old = (record or {}).get("retiring")
+    return [old["pid"]] if old and ours(old) else []
 
 
 def ours(record):
@@ -551,6 +582,23 @@ def children(pid):
     }
 
 
+def new_masters(old):
+    """Return the pids of the new masters old forked on a USR2: gunicorn gives
+    each one old's pid in GUNICORN_PID (a worker old respawns has none)."""
+    mark = f"GUNICORN_PID={old}".encode()
+    found = set()
+    for kid in children(old):
+        with contextlib.suppress(OSError):
+            if LINUX:
+                words = Path(f"/proc/{kid}/environ").read_bytes().split(b"\0")
+            else:
+                ps = ["ps", "-E", "-ww", "-o", "command=", "-p", str(kid)]
+                words = subprocess.run(ps, capture_output=True).stdout.split()
+            if mark in words:
+                found.add(kid)
+    return found
+
+
 def group_exists(pgid):
     """Say whether process group pgid has members: a dead master's workers stay
     in its group, whose id no new process can take while they live."""
@@ -573,6 +621,16 @@ def signal_all(pids, number):
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, number)
+
+
+def crashed(master, workers):
+    """Return a worker of master gone since the last call, or None; workers is
+    the set of those seen so far. A master replaces a worker that crashed, so
+    new code that crashes on each request would otherwise go unnoticed."""
+    alive = children(master)
+    lost = workers - alive
+    workers |= alive
+    return min(lost, default=None)
 
 
 def answering(master, values):

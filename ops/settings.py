@@ -20,6 +20,9 @@ LOGS = PROJECT / "logs"
 RECORD_VARIABLE = "SERVERCTL_RECORD"
 # On /health/ping answers: the pid of the master whose worker answered.
 MASTER_HEADER = "X-Master-Pid"
+# (record, settings) a running master loaded first: gunicorn.conf.py falls back
+# to them when the files it reads again on a HUP have gone bad.
+in_force = None
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 HOST_PATTERN = re.compile(r"[A-Za-z0-9.:\-]+|\[[0-9A-Fa-f:.]+\]")
 

@@ -1,8 +1,12 @@
-"""gunicorn.conf.py: access lines only where an access log is wanted."""
+"""gunicorn.conf.py: access lines only where an access log is wanted, and a
+HUP that cannot stop the server."""
 
 import datetime
 import logging
+import os
 import runpy
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -10,8 +14,8 @@ import time
 import pytest
 from gunicorn.config import Config
 
-from ops import serverctl
-from tests.conftest import PROJECT
+from ops import serverctl, settings
+from tests.conftest import PROJECT, wait_until
 
 
 class Response:
@@ -36,6 +40,7 @@ def make_logger(monkeypatch):
         logger: (logger.handlers[:], logger.level, logger.propagate)
         for logger in loggers
     }
+    monkeypatch.setattr(settings, "in_force", None)  # the conf sets it
     conf = runpy.run_path(str(PROJECT / "gunicorn.conf.py"))
 
     def make(**settings):
@@ -104,3 +109,40 @@ def test_in_the_foreground_access_lines_go_to_stdout(
         stdout = server.communicate(timeout=20)[0]
     logged = '"GET /health/ping HTTP/1.0" 200' in stdout
     assert logged == (access_log == "on"), stdout
+
+
+def test_a_hup_with_a_broken_env_file_keeps_the_server(project, python_env, free_port):
+    """Plain gunicorn, as systemd's reload signals it: a HUP reads .env again."""
+    port = free_port()
+    server = subprocess.Popen(
+        [serverctl.GUNICORN],
+        cwd=project,
+        env=dict(python_env, PORT=str(port)),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/health/ping"
+    try:
+        wait_until(lambda: serverctl.ping(url), "gunicorn to answer")
+        (project / ".env").write_text("WEB_CONCURRENCY=many\n")
+        server.send_signal(signal.SIGHUP)
+        time.sleep(2)  # a master that reads the file again and fails is gone by then
+        assert server.poll() is None, "the HUP stopped gunicorn"
+        assert serverctl.ping(url)
+    finally:
+        server.terminate()
+        stderr = server.communicate(timeout=20)[1]
+    assert "warning: WEB_CONCURRENCY='many' in " in stderr
+    assert "; keeping the settings in force" in stderr
+
+
+def test_a_hup_after_run_and_logs_were_removed_keeps_the_server(started):
+    pid = started.pid()
+    for folder in "run", "logs":  # the record gunicorn.conf.py reads, the logs
+        shutil.rmtree(started.path / folder)
+    os.kill(pid, signal.SIGHUP)
+    wait_until(started.pidfile().exists, "gunicorn to write its pidfile again")
+    time.sleep(1)  # a master that fails the HUP is gone by then
+    assert started.servers() == [pid]
+    assert started.get()[0] == 200
+    assert "Booting worker" in started.log(), "the log was not opened again"

@@ -2,16 +2,19 @@
 old one, no request failed, and a server that cannot fall over after a refused
 reload."""
 
+import contextlib
 import http.client
 import json
 import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
+from ops import serverctl
+from tests.conftest import listening, wait_until
 
 
 def load(site, stop, counts, keep_alive):
@@ -289,3 +292,102 @@ def test_restart_after_the_log_was_moved_away(started):
     result = started.run("restart.sh")
     assert result.returncode == 0, result.stderr
     assert started.get()[0] == 200
+
+
+def new_master(site, old):
+    """The new master old forked for a reload, once it runs the new code."""
+    pidfile2 = site.path / "run" / f"app-{site.port}.pid.2"
+    wait_until(pidfile2.exists, "no new master came")  # written once it loaded
+    return int(pidfile2.read_text())
+
+
+def test_a_reload_killed_while_the_new_master_loads_is_redone(started):
+    old = started.pid()
+    write_code(started, "import os, time")
+    write_code(started, "if 'GUNICORN_PID' in os.environ: time.sleep(1)")
+    restart = started.popen("restart.sh")
+    wait_until(lambda: len(started.workers(old)) == 3, "no new master came")
+    restart.kill()  # kill -9: nothing is undone
+    restart.communicate(timeout=20)
+    leftover = new_master(started, old)
+    result = started.run("restart.sh")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        f"stopping pid {leftover}, a new master left by a reload cut short\n"
+    )
+    new = started.pid()
+    assert new not in (old, leftover)
+    assert started.servers() == [new]
+    assert len(started.workers(new)) == 2
+    assert started.get()[0] == 200
+
+
+@pytest.mark.parametrize("script", ["restart.sh", "stop.sh"])
+def test_a_reload_cut_short_before_the_old_master_retired(started, script):
+    old = started.pid()
+    # As restart.sh leaves it when killed after it recorded the new master and
+    # before it sent the TERM: the new master recorded, the old one retiring.
+    record = json.loads(started.record().read_text())
+    started.record().write_text(json.dumps(dict(record, next=record["settings"])))
+    os.kill(old, signal.SIGUSR2)
+    new = new_master(started, old)
+    wait_for_workers(started, new, 2)
+    retiring = {key: record[key] for key in ("folder", "pid", "started")}
+    now = dict(record, pid=new, started=serverctl.started(new), retiring=retiring)
+    started.record().write_text(json.dumps(now))
+    result = started.run(script)
+    assert result.returncode == 0, result.stderr
+    if script == "stop.sh":
+        assert started.servers() == []
+        assert not listening(started.port)
+    else:
+        assert started.servers() == [started.pid()]
+        assert started.pid() not in (old, new)
+        assert started.get()[0] == 200
+
+
+def test_new_code_whose_workers_crash_is_refused_at_once(started):
+    pid = started.pid()
+    write_code(started, "import os")
+    write_code(started, "if 'GUNICORN_PID' in os.environ:")
+    write_code(started, "    app.before_request(lambda: os._exit(1))")
+    began = time.monotonic()
+    result, counts = under_load(started, "restart.sh", START_TIMEOUT="60")
+    took = time.monotonic() - began
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: the new code did not start: its worker ")
+    assert result.stderr.endswith(
+        f"; {started.path.name} (pid {pid}) keeps running the old code\n"
+    )
+    assert took < 15, "it waited for the new code to answer"
+    # Each crash fails the request under way: the crashes stop at the first.
+    assert counts["failed"] < 20, counts
+    assert started.servers() == [pid]
+    wait_for_workers(started, pid, 2)
+    assert started.get()[0] == 200
+
+
+def test_a_reload_while_old_workers_die(started):
+    old = started.pid()
+    write_code(started, "import os, time")
+    write_code(started, "if 'GUNICORN_PID' in os.environ: time.sleep(0.5)")
+    restart = started.popen("restart.sh")
+    # Old workers that crash meanwhile are replaced by new children of the old
+    # master: none of them may be taken for the new master.
+    while restart.poll() is None:
+        for worker in started.workers(old):
+            if f"GUNICORN_PID={old}".encode() not in environ(worker):
+                with contextlib.suppress(OSError):
+                    os.kill(worker, signal.SIGKILL)
+        time.sleep(0.02)
+    out, err = restart.communicate(timeout=20)
+    assert restart.returncode == 0, err
+    assert started.servers() == [started.pid()] != [old]
+    assert started.get()[0] == 200
+
+
+def environ(pid):
+    """The environment pid started with (nothing once it is gone)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return []
