@@ -1,5 +1,12 @@
 """The entry point gunicorn and the flask command load: `wsgi:app`."""
 
-from app import create_app
+import sys
 
-app = create_app()
+from app import create_app
+from ops.settings import SettingError
+
+try:
+    app = create_app()
+except SettingError as error:
+    # One line that names the setting, where a traceback would bury it.
+    sys.exit(f"{type(error).__name__}: {error}")

@@ -6,19 +6,26 @@
 4. test_config, for tests.
 
 Layers 2-4 may set only settings declared in config.py or by Flask itself (a
-typo is an error, not a silent no-op), and a value takes the type of its default.
-Any problem raises ConfigError with a one-line message naming the key and source.
+typo is an error that names the nearest setting). Each setting has one type: its
+annotation in config.py (`TRUSTED_HOSTS: list[str] | None = None`), else the
+type of its default. Text from the environment is read as that type: lists and
+dicts as JSON. Any problem raises ConfigError, one line naming the key, the
+layer it came from, and what is expected.
 """
 
+import difflib
 import json
 import os
 import secrets
 import tempfile
 import traceback
+import typing
 from datetime import timedelta
 from pathlib import Path
 
 from dotenv import dotenv_values
+
+from ops.settings import FALSE_WORDS, TRUE_WORDS, SettingError
 
 # The flask command's own variables: they steer the command, never the config.
 CLI_VARIABLES = {"APP", "DEBUG", "ENV", "ENV_FILE", "SKIP_DOTENV"}
@@ -26,23 +33,40 @@ CLI_VARIABLES = {"APP", "DEBUG", "ENV", "ENV_FILE", "SKIP_DOTENV"}
 # The key made when none is configured, in the instance folder (git-ignored).
 KEY_FILE = "secret_key"
 
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off"}
+# The types of Flask's own settings whose default, None, says nothing of them.
+FLASK_TYPES = {
+    "PROPAGATE_EXCEPTIONS": bool | None,
+    "SECRET_KEY": str | None,
+    "SECRET_KEY_FALLBACKS": list[str] | None,
+    "TRUSTED_HOSTS": list[str] | None,
+    "SERVER_NAME": str | None,
+    "SESSION_COOKIE_DOMAIN": str | None,
+    "SESSION_COOKIE_PATH": str | None,
+    "SESSION_COOKIE_SAMESITE": str | None,
+    "MAX_CONTENT_LENGTH": int | None,
+    "SEND_FILE_MAX_AGE_DEFAULT": int | None,
+    "TRAP_BAD_REQUEST_ERRORS": bool | None,
+    "TEMPLATES_AUTO_RELOAD": bool | None,
+}
 
 
-class ConfigError(Exception):
+class ConfigError(SettingError):
     """A setting that cannot be used; the message names the key and its source."""
 
 
 def load_config(app, test_config=None, env_file=None):
-    """Fill app.config from the four layers, checking names and types."""
+    """Fill app.config from the four layers, checking names and types. Where
+    each value came from is kept in app.extensions["settings_sources"]."""
     project = Path(app.root_path).parent
     env_file = Path(env_file) if env_file else project / ".env"
     instance_file = Path(app.instance_path) / "config.py"
 
-    app.config.update(read_pyfile(project / "config.py"))
-    defaults = dict(app.config)  # each value's type comes from here
-    layers = [(str(instance_file), read_pyfile(instance_file))]
+    defaults, hints = read_pyfile(project / "config.py")
+    kinds = {key: type(value) for key, value in {**app.config, **defaults}.items()}
+    kinds.update(FLASK_TYPES, **hints)
+    app.config.update(defaults)
+    sources = dict.fromkeys(app.config, "default")
+    layers = [(str(instance_file), read_pyfile(instance_file)[0])]
     layers += environment_layers(env_file)
     layers.append(("test_config", test_config or {}))
 
@@ -53,30 +77,39 @@ def load_config(app, test_config=None, env_file=None):
                     f"{source}: DEBUG is not a setting here; "
                     "debug mode comes only from `flask run --debug`"
                 )
-            if key not in defaults:
+            if key not in kinds:
+                near = difflib.get_close_matches(key, kinds, n=1)
+                hint = f"did you mean {near[0]}? Or " if near else ""
                 raise ConfigError(
-                    f"{source}: {key} is not a setting; declare it in config.py"
+                    f"{source}: {key} is not a setting; {hint}declare it in config.py"
                 )
-            app.config[key] = convert(key, value, defaults[key], source)
+            app.config[key] = convert(key, value, kinds[key], source)
+            sources[key] = source
+    app.extensions["settings_sources"] = sources
 
 
 def read_pyfile(path):
-    """Return the UPPERCASE names a Python settings file sets ({} if it is missing)."""
+    """Return the UPPERCASE names a Python settings file sets ({} if it is
+    missing), and the types it declares for them."""
     try:
         code = compile(path.read_bytes(), str(path), "exec")
     except FileNotFoundError:
-        return {}
+        return {}, {}
     except SyntaxError as error:
         raise ConfigError(f"{path} line {error.lineno}: {error.msg}") from None
     namespace = {"__file__": str(path)}
     try:
         exec(code, namespace)
+        hints = namespace.get("__annotations__", {})
+        if "__annotate__" in namespace:  # Python 3.14 computes them on demand
+            hints = namespace["__annotate__"](1)
     except Exception as error:
         frames = traceback.extract_tb(error.__traceback__)
         line = [frame.lineno for frame in frames if frame.filename == str(path)][-1]
         message = f"{type(error).__name__}: {error}"
         raise ConfigError(f"{path} line {line}: {message}") from None
-    return {key: value for key, value in namespace.items() if key.isupper()}
+    values = {key: value for key, value in namespace.items() if key.isupper()}
+    return values, {key: hint for key, hint in hints.items() if key.isupper()}
 
 
 def environment_layers(env_file):
@@ -96,49 +129,58 @@ def environment_layers(env_file):
     return layers
 
 
-def convert(key, value, default, source):
-    """Return value as the type of default; text is parsed, other types checked."""
-    kind = type(default)
-    if value is None or default is None or (kind is str and isinstance(value, str)):
+def convert(key, value, kind, source):
+    """Return value as kind (e.g. int, or list[str] | None): text is parsed
+    (lists and dicts as JSON), other values are checked."""
+    optional = type(None) in typing.get_args(kind)
+    if optional:
+        kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    base, items = typing.get_origin(kind) or kind, typing.get_args(kind)
+    if isinstance(value, str) and base is not str:
+        value = parse(value, base)
+    if value is None and (optional or kind is type(None)):
+        return None  # JSON's null, from the environment, is None too
+    if base is float and type(value) is int:
+        value = float(value)
+    if base is timedelta and type(value) is int:
+        value = timedelta(seconds=value)
+    if fits(value, base, items):
         return value
-    if isinstance(value, str):
-        return parse(key, value, kind, source)
-    if kind is float and type(value) is int:
-        return float(value)
-    if kind is timedelta and type(value) is int:
-        return timedelta(seconds=value)
-    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    raise ConfigError(
-        f"{source}: {key} must be {kind.__name__}, not {type(value).__name__} {value!r}"
-    )
-
-
-def parse(key, text, kind, source):
-    """Read a text value (from the environment, say) as kind."""
-    word = text.strip().lower()
-    if kind is bool and word in TRUE_WORDS | FALSE_WORDS:
-        return word in TRUE_WORDS
-    try:
-        if kind is int:
-            return int(text)
-        if kind is float:
-            return float(text)
-        if kind is timedelta:
-            return timedelta(seconds=int(text))
-        if kind in (list, dict):
-            value = json.loads(text)
-            if isinstance(value, kind):
-                return value
-    except ValueError:
-        pass
     expected = {
         bool: "true or false",
         timedelta: "a whole number of seconds",
-        list: "a JSON list",
+        list: "a JSON list" + (f" of {items[0].__name__}" if items else ""),
         dict: "a JSON object",
-    }.get(kind, kind.__name__)
-    raise ConfigError(f"{source}: {key} must be {expected}, not {text!r}")
+    }.get(base, base.__name__)
+    expected += " or None" if optional else ""
+    raise ConfigError(f"{source}: {key} must be {expected}, not {value!r}")
+
+
+def fits(value, base, items):
+    """Say whether value is a base, and for a list, whether its items are items[0]."""
+    if base is type(None):  # declared as None with no type: anything goes
+        return True
+    if not isinstance(value, base) or base is int and isinstance(value, bool):
+        return False
+    return base is not list or not items or all(isinstance(i, items[0]) for i in value)
+
+
+def parse(text, kind):
+    """Read a text value (from the environment, say) as kind; return the text
+    itself when it cannot be read, for the caller to refuse."""
+    word = text.strip().lower()
+    if kind is bool:
+        return word in TRUE_WORDS if word in TRUE_WORDS | FALSE_WORDS else text
+    try:
+        if kind in (int, float):
+            return kind(text)
+        if kind is timedelta:
+            return timedelta(seconds=int(text))
+        if kind in (list, dict):
+            return json.loads(text)
+    except ValueError:
+        pass
+    return text
 
 
 def ensure_secret_key(app):

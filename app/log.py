@@ -7,16 +7,14 @@ rotating one file lose lines. Rotate from outside (logrotate, then USR1).
 """
 
 import logging
-import os
 
-from app.config import ConfigError
 from app.request_id import current_id
+from ops import settings
 
 # Keep in step with the format in gunicorn.conf.py.
 LOG_FORMAT = (
     "%(asctime)s %(levelname)s [%(process)d] [%(request_id)s] %(name)s: %(message)s"
 )
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 HANDLER_NAME = "app"
 
 
@@ -38,17 +36,7 @@ def init_logging():
         handler.name = HANDLER_NAME
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         root.addHandler(handler)
-        root.setLevel(log_level())
+        root.setLevel(settings.from_environment("LOG_LEVEL").upper())
     for handler in root.handlers:
         if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
             handler.addFilter(RequestIdFilter())
-
-
-def log_level():
-    """Return LOG_LEVEL from the environment (default INFO), checked."""
-    level = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
-    if level not in LEVELS:
-        raise ConfigError(
-            f"LOG_LEVEL={level!r} in the environment: use one of {', '.join(LEVELS)}"
-        )
-    return level

@@ -23,6 +23,9 @@ MASTER_HEADER = "X-Master-Pid"
 # (record, settings) a running master loaded first: gunicorn.conf.py falls back
 # to them when the files it reads again on a HUP have gone bad.
 in_force = None
+# The words a switch (a boolean) may be, here and in the app's settings.
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 HOST_PATTERN = re.compile(r"[A-Za-z0-9.:\-]+|\[[0-9A-Fa-f:.]+\]")
 
@@ -55,11 +58,12 @@ def launched_by_start():
     return json.loads(Path(path).read_text()) if path else None
 
 
-def read(strict=True):
+def read(strict=True, sources=None):
     """Return the checked settings as a dict, read afresh each call.
 
     With strict=False a bad value is replaced by its default with a warning, so
-    that stop.sh and status.sh work whatever state .env is in.
+    that stop.sh and status.sh work whatever state .env is in. A dict given as
+    sources gets, for each name, where its value came from.
     """
     try:
         dotenv = env_file_values(PROJECT / ".env")
@@ -70,7 +74,7 @@ def read(strict=True):
         dotenv = {}
     values = {}
     for name, (default, check) in SETTINGS.items():
-        text, where = default, "the defaults"
+        text, where = default, "default"
         if os.environ.get(name, "").strip():
             text, where = os.environ[name].strip(), "the environment"
         elif (dotenv.get(name) or "").strip():
@@ -81,8 +85,18 @@ def read(strict=True):
             if strict:
                 raise
             print(f"warning: {error}; using {default} meanwhile", file=sys.stderr)
-            values[name] = check(name, default, "the defaults")
+            values[name], where = check(name, default, "default"), "default"
+        if sources is not None:
+            sources[name] = where
     return values
+
+
+def from_environment(name):
+    """Return the checked value of setting name from the environment alone,
+    else its default: for the app under `flask`, which has loaded .env there."""
+    default, check = SETTINGS[name]
+    text = os.environ.get(name, "").strip()
+    return check(name, text, "the environment") if text else check(name, default, "")
 
 
 def env_file_values(path):
@@ -133,9 +147,9 @@ def log_level(name, text, where):
 def switch(name, text, where):
     """Return text as on (True) or off (False)."""
     word = text.lower()
-    if word not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
+    if word not in TRUE_WORDS | FALSE_WORDS:
         raise SettingError(f"{name}={text!r} in {where}: use on or off")
-    return word in ("on", "true", "yes", "1")
+    return word in TRUE_WORDS
 
 
 # name: (default, check)

@@ -217,3 +217,43 @@ def test_an_empty_key_file_is_an_error(make_app, instance):
     (instance / "secret_key").write_text("")
     with pytest.raises(ConfigError, match="secret_key is empty: delete it"):
         make_app()
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [('["localhost", "127.0.0.1"]', ["localhost", "127.0.0.1"]), ("null", None)],
+)
+def test_a_list_setting_whose_default_is_none_reads_json(
+    make_app, monkeypatch, text, value
+):
+    monkeypatch.setenv("FLASK_TRUSTED_HOSTS", text)
+    assert make_app().config["TRUSTED_HOSTS"] == value
+
+
+@pytest.mark.parametrize("text", ["localhost", '["localhost", 1]', '"localhost"'])
+def test_a_list_setting_refuses_what_is_not_a_list_of_text(make_app, monkeypatch, text):
+    monkeypatch.setenv("FLASK_TRUSTED_HOSTS", text)
+    message = (
+        "FLASK_TRUSTED_HOSTS in the environment: TRUSTED_HOSTS must be "
+        "a JSON list of str or None, not "
+    )
+    with pytest.raises(ConfigError, match=message):
+        make_app()
+
+
+def test_an_annotation_in_config_py_gives_the_type(make_app, instance):
+    (instance / "config.py").write_text('SECRET_KEY_FALLBACKS = "old"\n')
+    with pytest.raises(ConfigError, match="SECRET_KEY_FALLBACKS must be a JSON list"):
+        make_app()
+
+
+def test_a_flask_setting_keeps_its_none(make_app, instance):
+    (instance / "config.py").write_text("SESSION_COOKIE_SAMESITE = None\n")
+    assert make_app().config["SESSION_COOKIE_SAMESITE"] is None
+
+
+def test_a_misspelt_setting_names_the_nearest(make_app, monkeypatch):
+    monkeypatch.setenv("FLASK_SECRT_KEY", "x")
+    message = "SECRT_KEY is not a setting; did you mean SECRET_KEY\\? Or declare it"
+    with pytest.raises(ConfigError, match=message):
+        make_app()

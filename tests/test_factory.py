@@ -66,3 +66,46 @@ def test_flask_run_answers_ping(project, python_env, free_port):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("command", "variable", "value", "line"),
+    [
+        (
+            ["-m", "flask", "routes"],
+            "LOG_LEVEL",
+            "loud",
+            "SettingError: LOG_LEVEL='loud' in the environment: use one of",
+        ),
+        (
+            ["-m", "flask", "routes"],
+            "FLASK_TRUSTED_HOSTS",
+            "localhost",
+            "ConfigError: FLASK_TRUSTED_HOSTS in the environment: TRUSTED_HOSTS "
+            "must be a JSON list of str or None, not 'localhost'",
+        ),
+        (
+            ["-m", "gunicorn", "--bind", "127.0.0.1:0"],
+            "FLASK_MAX_CONTENT_LENGHT",
+            "1",
+            "ConfigError: FLASK_MAX_CONTENT_LENGHT in the environment: "
+            "MAX_CONTENT_LENGHT is not a setting; did you mean MAX_CONTENT_LENGTH?",
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_line_under_flask_and_gunicorn(
+    project, python_env, command, variable, value, line
+):
+    result = subprocess.run(
+        [sys.executable, *command],
+        cwd=project,
+        env=dict(python_env, **{variable: value}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    lines = [text for text in result.stderr.splitlines() if "Error" in text]
+    assert len(lines) == 1, result.stderr
+    assert line in lines[0]
+    assert "Traceback" not in result.stderr

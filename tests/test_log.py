@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from app.config import ConfigError
 from app.log import HANDLER_NAME, LOG_FORMAT, RequestIdFilter
 from app.request_id import ENVIRON_KEY
+from ops.settings import SettingError
 
 
 def our_handlers():
@@ -43,7 +43,9 @@ def test_a_bad_log_level_is_an_error(make_app, monkeypatch):
     for handler in our_handlers():
         logging.getLogger().removeHandler(handler)
     monkeypatch.setenv("LOG_LEVEL", "loud")
-    with pytest.raises(ConfigError, match="LOG_LEVEL='LOUD'"):
+    with pytest.raises(
+        SettingError, match="LOG_LEVEL='loud' in the environment: use one of"
+    ):
         make_app()
 
 
