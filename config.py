@@ -24,8 +24,8 @@ MAX_CONTENT_LENGTH: int | None = 16 * 1024 * 1024
 # Session cookies are not sent on cross-site requests (CSRF protection).
 SESSION_COOKIE_SAMESITE = "Lax"
 
-# Host names this app answers to, e.g. ["example.com", "127.0.0.1"]; None
-# accepts any. Keep 127.0.0.1 in the list: start.sh checks the app through it.
+# Host names this app answers to, e.g. ["example.com"]; None accepts any. Other
+# hosts get 400, but /health/* answers any: probes send a loopback or pod address.
 TRUSTED_HOSTS: list[str] | None = None
 
 # Number of reverse proxies in front (nginx: 1) whose X-Forwarded-For and

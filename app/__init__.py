@@ -3,7 +3,7 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import errors, health, request_id
+from app import commands, errors, health, request_id
 from app.config import ensure_secret_key, load_config
 from app.log import init_logging
 from app.session import CookieSessionInterface
@@ -17,6 +17,7 @@ def create_app(test_config=None, instance_path=None, env_file=None):
     """
     init_logging()
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
+    app.request_class = health.Request  # health probes skip host checking
     load_config(app, test_config, env_file)
     ensure_secret_key(app)
     app.session_interface = CookieSessionInterface()
@@ -28,5 +29,6 @@ def create_app(test_config=None, instance_path=None, env_file=None):
 
     request_id.init_app(app)
     errors.init_app(app)
+    commands.init_app(app)
     app.register_blueprint(health.bp)
     return app

@@ -64,8 +64,9 @@ def load_config(app, test_config=None, env_file=None):
     defaults, hints = read_pyfile(project / "config.py")
     kinds = {key: type(value) for key, value in {**app.config, **defaults}.items()}
     kinds.update(FLASK_TYPES, **hints)
+    sources = dict.fromkeys(app.config, "Flask's default")
+    sources.update(dict.fromkeys(defaults, "config.py"))
     app.config.update(defaults)
-    sources = dict.fromkeys(app.config, "default")
     layers = [(str(instance_file), read_pyfile(instance_file)[0])]
     layers += environment_layers(env_file)
     layers.append(("test_config", test_config or {}))
@@ -114,15 +115,14 @@ def read_pyfile(path):
 
 def environment_layers(env_file):
     """Return a layer per FLASK_<NAME> variable: those of .env, then the real ones."""
-    layers = []
-    for where, variables in (
-        (env_file, dotenv_values(env_file)),
-        ("the environment", os.environ),
-    ):
+    layers, filed = [], dotenv_values(env_file)
+    for where, variables in ((env_file, filed), ("the environment", os.environ)):
         for name, value in variables.items():
             key = name.removeprefix("FLASK_")
             if key == name or value is None or not key.isupper():
                 continue
+            if variables is os.environ and filed.get(name) == value:
+                continue  # `flask` has put .env's value there
             if key in CLI_VARIABLES or key.startswith("RUN_"):
                 continue
             layers.append((f"{name} in {where}", {key: value}))
@@ -197,6 +197,7 @@ def ensure_secret_key(app):
     if not key:
         raise ConfigError(f"{path} is empty: delete it (a new key is made) or set one")
     app.config["SECRET_KEY"] = key
+    app.extensions["settings_sources"]["SECRET_KEY"] = str(path)
 
 
 def make_key_file(path):

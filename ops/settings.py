@@ -75,10 +75,14 @@ def read(strict=True, sources=None):
     values = {}
     for name, (default, check) in SETTINGS.items():
         text, where = default, "default"
-        if os.environ.get(name, "").strip():
-            text, where = os.environ[name].strip(), "the environment"
-        elif (dotenv.get(name) or "").strip():
-            text, where = dotenv[name].strip(), str(PROJECT / ".env")
+        given, filed = (
+            os.environ.get(name, "").strip(),
+            (dotenv.get(name) or "").strip(),
+        )
+        if given and given != filed:  # equal: `flask` has put .env's value there
+            text, where = given, "the environment"
+        elif filed:
+            text, where = filed, str(PROJECT / ".env")
         try:
             values[name] = check(name, text, where)
         except SettingError as error:

@@ -257,3 +257,31 @@ def test_a_misspelt_setting_names_the_nearest(make_app, monkeypatch):
     message = "SECRT_KEY is not a setting; did you mean SECRET_KEY\\? Or declare it"
     with pytest.raises(ConfigError, match=message):
         make_app()
+
+
+def test_flask_settings_lists_values_and_layers_with_secrets_masked(
+    project, python_env
+):
+    (project / ".env").write_text('PORT=5005\nFLASK_TRUSTED_HOSTS=["a.example"]\n')
+    (project / "instance" / "config.py").write_text("SECRET_KEY = 'hush'\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "settings"],
+        cwd=project,
+        env=dict(python_env, WEB_CONCURRENCY="3"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for expected in [
+        f"  PORT = 5005  [{project / '.env'}]",
+        "  WEB_CONCURRENCY = 3  [the environment]",
+        "  HOST = 127.0.0.1  [default]",
+        f"  TRUSTED_HOSTS = ['a.example']  [FLASK_TRUSTED_HOSTS in {project / '.env'}]",
+        f"  SECRET_KEY = ********  [{project / 'instance' / 'config.py'}]",
+        "  TRUSTED_PROXIES = 0  [config.py]",
+        "  SESSION_COOKIE_SECURE = False  [Flask's default]",
+    ]:
+        assert expected in lines, result.stdout
+    assert "hush" not in result.stdout

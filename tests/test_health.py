@@ -54,3 +54,15 @@ def test_checks_belong_to_their_app(make_app):
     first, second = make_app(), make_app()
     health.add_check(first, "queue", lambda: False)
     assert second.test_client().get("/health/ready").status_code == 200
+
+
+def test_host_checking_spares_the_health_probes(make_app):
+    client = make_app({"TRUSTED_HOSTS": ["example.com"]}).test_client()
+    assert (
+        client.get("/health/ping", base_url="http://10.1.2.3:5000").status_code == 200
+    )
+    assert client.get("/health/ready", base_url="http://127.0.0.1").status_code == 200
+    refused = client.get("/nowhere", base_url="http://10.1.2.3:5000")
+    assert refused.status_code == 400
+    assert refused.json["status"] == 400
+    assert client.get("/nowhere", base_url="http://example.com").status_code == 404

@@ -6,6 +6,7 @@ Chinese characters) against a real gunicorn on a free port of 127.0.0.1, from
 another folder, with bounded waits, and kills whatever it started.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -397,3 +398,13 @@ def test_a_removed_master_header_hook_is_named(site):
     assert result.returncode == 1
     assert "without the X-Master-Pid header that post_worker_init" in result.stderr
     assert_nothing_left(site)
+
+
+def test_start_works_with_trusted_hosts_set(site):
+    hosts = '["example.com"]'  # as the README writes it, without 127.0.0.1
+    result = site.run("start.sh", FLASK_TRUSTED_HOSTS=hosts)
+    assert result.returncode == 0, result.stderr
+    assert site.get()[0] == 200
+    status, body = site.get("/")  # Host: 127.0.0.1:PORT is not trusted
+    assert status == 400
+    assert json.loads(body)["status"] == 400

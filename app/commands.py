@@ -1,0 +1,36 @@
+"""`flask settings`: every setting in force, its value and where it came from."""
+
+import click
+from flask import current_app
+
+from ops import settings
+
+# Values never printed: keys, passwords, tokens.
+SECRET_ENDINGS = ("_KEY", "_KEY_FALLBACKS", "_PASSWORD", "_TOKEN", "_SECRET")
+
+
+def init_app(app):
+    """Add the app's commands to the flask command."""
+    app.cli.command("settings")(show_settings)
+
+
+def show_settings():
+    """Print every setting in force, its value and where it came from."""
+    sources = {}
+    server = settings.read(strict=False, sources=sources)
+    click.echo("Server settings (start.sh, gunicorn.conf.py; no prefix):")
+    for name, value in server.items():
+        click.echo(line(name, value, sources[name]))
+    click.echo("App settings (app.config; FLASK_<NAME> in .env or the environment):")
+    sources = current_app.extensions["settings_sources"]
+    for key in sorted(current_app.config):
+        click.echo(line(key, current_app.config[key], sources.get(key, "Flask")))
+
+
+def line(name, value, source):
+    """Return one line of the listing; a secret's value is masked."""
+    if name.endswith(SECRET_ENDINGS) and value:
+        value = "********"
+    elif not isinstance(value, str):
+        value = repr(value)
+    return f"  {name} = {value}  [{source}]"
