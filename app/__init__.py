@@ -3,10 +3,9 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import commands, errors, health, request_id
+from app import body, commands, errors, health, request_id
 from app.config import ensure_secret_key, load_config
 from app.log import init_logging
-from app.session import CookieSessionInterface
 
 
 def create_app(test_config=None, instance_path=None, env_file=None):
@@ -20,7 +19,6 @@ def create_app(test_config=None, instance_path=None, env_file=None):
     app.request_class = health.Request  # health probes skip host checking
     load_config(app, test_config, env_file)
     ensure_secret_key(app)
-    app.session_interface = CookieSessionInterface()
     app.json.ensure_ascii = False  # keep Chinese (and all non-ASCII) readable
 
     proxies = app.config["TRUSTED_PROXIES"]
@@ -29,6 +27,7 @@ def create_app(test_config=None, instance_path=None, env_file=None):
 
     request_id.init_app(app)
     errors.init_app(app)
+    body.init_app(app)
     commands.init_app(app)
     app.register_blueprint(health.bp)
     return app

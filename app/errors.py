@@ -1,7 +1,10 @@
-"""Every HTTP error answers JSON with its true status code, never a traceback."""
+"""Every HTTP error the app answers is JSON with its true status code and the
+request id, never a traceback."""
 
 from flask import current_app
 from werkzeug.exceptions import HTTPException
+
+from app.request_id import current_id
 
 
 def init_app(app):
@@ -16,7 +19,12 @@ def json_error(error):
     already logged its traceback (with the request id), and nothing of it leaks.
     """
     response = error.get_response()
-    body = {"status": error.code, "error": error.name, "message": error.description}
+    body = {
+        "status": error.code,
+        "error": error.name,
+        "message": error.description,
+        "request_id": current_id(),
+    }
     response.data = current_app.json.dumps(body)
     response.content_type = "application/json"
     return response

@@ -1,4 +1,4 @@
-"""app/session.py: Flask's signed cookie session, skipped when unused."""
+"""Sessions: Flask's signed cookie session, with the key the app is given."""
 
 from flask import session
 
