@@ -1,0 +1,41 @@
+"""The READMEs' examples work when copied as they are."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import PROJECT
+
+README_NAMES = ["README.md", "README.zh-CN.md"]
+
+
+def blocks(name):
+    """The Python code blocks of a README, in order."""
+    text = (PROJECT / name).read_text()
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+@pytest.mark.parametrize("name", README_NAMES)
+def test_the_blueprint_steps_give_code_that_passes_ruff_and_answers(project, name):
+    code = blocks(name)
+    orders = next(block for block in code if block.startswith("# app/orders.py"))
+    imports, register = code[code.index(orders) + 1 : code.index(orders) + 3]
+    (project / "app" / "orders.py").write_text(orders)
+    factory = project / "app" / "__init__.py"
+    text = factory.read_text()
+    text = re.sub(r"^from app import .*\n", imports, text, count=1, flags=re.M)
+    anchor = "    app.register_blueprint(health.bp)\n"
+    factory.write_text(text.replace(anchor, anchor + register))
+    ruff = [sys.executable, "-m", "ruff"]
+    for check in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [*ruff, *check, "app"], cwd=project, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    probe = "from wsgi import app; print(app.test_client().get('/orders/7').json)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=project, capture_output=True, text=True
+    )
+    assert result.stdout == "{'id': 7}\n", result.stderr
