@@ -73,6 +73,14 @@ def client(app):
     return app.test_client()
 
 
+def pytest_collection_modifyitems(items):
+    """Mark the tests that run a copy of the project (scripts, gunicorn, flask)
+    as lifecycle tests: `pytest -m "not lifecycle"` runs the others, in seconds."""
+    for item in items:
+        if "project" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.lifecycle)
+
+
 @pytest.fixture
 def project(tmp_path):
     """A copy of the project's files in a folder whose path has a space and Chinese."""

@@ -99,11 +99,9 @@ def test_in_the_foreground_access_lines_go_to_stdout(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not serverctl.ping(f"http://127.0.0.1:{port}/health/ping"):
-            assert time.monotonic() < deadline, "gunicorn did not answer in 20 s"
-            assert server.poll() is None, "gunicorn exited"
-            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}/health/ping"
+        wait_until(lambda: answers_or_exits(server, url), "gunicorn to answer", 120)
+        assert server.poll() is None, "gunicorn exited"
     finally:
         server.terminate()
         stdout = server.communicate(timeout=20)[0]
@@ -123,7 +121,8 @@ def test_a_hup_with_a_broken_env_file_keeps_the_server(project, python_env, free
     )
     url = f"http://127.0.0.1:{port}/health/ping"
     try:
-        wait_until(lambda: serverctl.ping(url), "gunicorn to answer")
+        wait_until(lambda: answers_or_exits(server, url), "gunicorn to answer", 120)
+        assert server.poll() is None, "gunicorn exited"
         (project / ".env").write_text("WEB_CONCURRENCY=many\n")
         server.send_signal(signal.SIGHUP)
         time.sleep(2)  # a master that reads the file again and fails is gone by then
@@ -146,3 +145,8 @@ def test_a_hup_after_run_and_logs_were_removed_keeps_the_server(started):
     assert started.servers() == [pid]
     assert started.get()[0] == 200
     assert "Booting worker" in started.log(), "the log was not opened again"
+
+
+def answers_or_exits(server, url):
+    """Say whether the server at url answers, or its process has exited."""
+    return server.poll() is not None or serverctl.ping(url)
