@@ -119,8 +119,10 @@ class Logger(glogging.Logger):
     """
 
     def access(self, resp, req, environ, request_time):
-        """Log the request only when an access log file is set."""
-        if self.cfg.accesslog:
+        """Log the request only when an access log file is set, and a health
+        probe's only when HEALTH_ACCESS_LOG is on."""
+        probe = environ.get("PATH_INFO", "").startswith("/health/")
+        if self.cfg.accesslog and (values.get("HEALTH_ACCESS_LOG", True) or not probe):
             super().access(resp, req, environ, request_time)
 
 

@@ -13,6 +13,8 @@ is refused by host checking (TRUSTED_HOSTS).
 import flask
 from flask import Blueprint, current_app
 
+from ops import settings
+
 bp = Blueprint("health", __name__, url_prefix="/health")
 
 
@@ -46,7 +48,10 @@ def ping():
 
 @bp.get("/ready")
 def ready():
-    """Run every readiness check; 503 names those that fail."""
+    """Run every readiness check; 503 names those that fail. 503 too while
+    stop.sh drains the server (DRAIN_SECONDS), so that balancers move away."""
+    if settings.draining():
+        return {"status": "draining"}, 503
     failing = []
     for name, check in current_app.extensions.get("health_checks", {}).items():
         try:

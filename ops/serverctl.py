@@ -95,6 +95,7 @@ def stop(everything=None):
     values = settings.read(strict=False)
     with folder_lock(values):
         ports = [port for port, _ in records()] if everything else [values["PORT"]]
+        drain([port for port in ports if running(port)], values["DRAIN_SECONDS"])
         for port in ports:
             pid = running(port)
             if not pid:
@@ -182,6 +183,8 @@ def launch(values):
     with writing(log):
         log.parent.mkdir(exist_ok=True)
         output = log.open("ab")  # closed once gunicorn has it
+    with writing(settings.drain_file(port)):  # left by a stop.sh that was killed
+        settings.drain_file(port).unlink(missing_ok=True)
     pidfile = settings.pidfile(port)
     if pidfile.exists():  # no record of ours names it, and gunicorn would refuse it
         with writing(pidfile):
@@ -303,6 +306,24 @@ def wait_promoted(new, old, values, offset):
 
     what = f"the old master (pid {old}) to finish its requests"
     wait_until(promoted, values["GRACEFUL_TIMEOUT"] + 10, what)
+
+
+def drain(ports, seconds):
+    """Have /health/ready of the servers on ports answer 503 for seconds while
+    they serve all else, so that load balancers stop sending before the TERM
+    (which stops gunicorn taking connections). Ctrl-C stops nothing."""
+    if not ports or not seconds:
+        return
+    try:
+        for port in ports:
+            with writing(settings.drain_file(port)):
+                settings.drain_file(port).touch()
+        say(f"draining {APP} for {seconds} s: /health/ready answers 503")
+        time.sleep(seconds)
+    except KeyboardInterrupt:
+        for port in ports:
+            settings.drain_file(port).unlink(missing_ok=True)
+        raise KeyboardInterrupt(f"{APP} keeps serving") from None
 
 
 def end(masters, wait):
@@ -483,6 +504,7 @@ def running(port):
 def forget(port):
     """Remove the record of port, and gunicorn's pidfile (left when killed)."""
     settings.record(port).unlink(missing_ok=True)
+    settings.drain_file(port).unlink(missing_ok=True)
     with contextlib.suppress(IsADirectoryError):
         settings.pidfile(port).unlink(missing_ok=True)
 

@@ -52,6 +52,16 @@ def access_log(port):
     return LOGS / f"access-{port}.log"
 
 
+def drain_file(port):
+    """Present while stop.sh drains the server: /health/ready answers 503."""
+    return RUN / f"app-{port}.drain"
+
+
+def draining():
+    """Say whether stop.sh is draining this server (in gunicorn's processes)."""
+    return in_force is not None and drain_file(in_force[1]["PORT"]).exists()
+
+
 def launched_by_start():
     """Return the record start.sh wrote for this gunicorn, or None."""
     path = os.environ.get(RECORD_VARIABLE)
@@ -165,6 +175,8 @@ SETTINGS = {
     "GRACEFUL_TIMEOUT": ("30", number(1, 3600)),
     "START_TIMEOUT": ("30", number(1, 3600)),
     "ACCESS_LOG": ("on", switch),
+    "HEALTH_ACCESS_LOG": ("on", switch),
+    "DRAIN_SECONDS": ("0", number(0, 3600)),
 }
 
 

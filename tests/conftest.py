@@ -5,6 +5,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -258,3 +259,9 @@ def listening(port):
     """Say whether something accepts connections on 127.0.0.1:port."""
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def env_examples():
+    """The example lines of .env.example, uncommented."""
+    lines = (PROJECT / ".env.example").read_text().splitlines()
+    return [line[2:] for line in lines if re.match(r"# [A-Z_]+=", line)]

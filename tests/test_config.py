@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from app.config import ConfigError
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, env_examples
 
 
 def test_defaults_come_from_config_py(make_app):
@@ -285,3 +285,10 @@ def test_flask_settings_lists_values_and_layers_with_secrets_masked(
     ]:
         assert expected in lines, result.stdout
     assert "hush" not in result.stdout
+
+
+def test_the_env_example_app_settings_load(make_app, env_file):
+    env_file.write_text("\n".join(env_examples()) + "\n")
+    config = make_app().config
+    assert config["TRUSTED_HOSTS"] == ["example.com", "www.example.com"]
+    assert config["SESSION_COOKIE_SECURE"] is True

@@ -77,3 +77,14 @@ def test_reopen_logs_signals_only_our_servers(started, free_port):
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_health_probes_can_be_left_out_of_the_access_log(site):
+    result = site.run("start.sh", HEALTH_ACCESS_LOG="off")
+    assert result.returncode == 0, result.stderr
+    assert site.get()[0] == 200
+    assert site.get("/nowhere")[0] == 404
+    assert site.run("stop.sh").returncode == 0  # the access lines are written
+    access = site.log("access")
+    assert '"GET /nowhere HTTP/1.1" 404' in access
+    assert "/health/" not in access

@@ -3,6 +3,7 @@
 import pytest
 
 from ops import settings
+from tests.conftest import env_examples
 
 
 @pytest.fixture
@@ -22,6 +23,8 @@ def test_defaults(env_file):
         "GRACEFUL_TIMEOUT": 30,
         "START_TIMEOUT": 30,
         "ACCESS_LOG": True,
+        "HEALTH_ACCESS_LOG": True,
+        "DRAIN_SECONDS": 0,
     }
 
 
@@ -82,3 +85,11 @@ def test_bind_address_and_local_url(host, bind, url):
     values = {"HOST": host, "PORT": 5000}
     assert settings.bind_address(values) == bind
     assert settings.local_url(values) == url
+
+
+def test_the_env_example_loads_cleanly_with_every_line_uncommented(env_file):
+    examples = env_examples()
+    names = {line.split("=")[0] for line in examples}
+    assert set(settings.SETTINGS) <= names, "a server setting is missing"
+    env_file.write_text("\n".join(examples) + "\n")
+    settings.read()

@@ -144,3 +144,31 @@ def test_a_record_that_is_not_a_record_is_removed(site):
         result.stdout
     )
     assert not site.record().exists()
+
+
+def test_stop_drains_first_when_asked(started):
+    pid = started.pid()
+    began = time.monotonic()
+    stop = started.popen("stop.sh", DRAIN_SECONDS="2")
+    wait_until(lambda: started.get("/health/ready")[0] == 503, "ready to say 503")
+    assert started.get()[0] == 200, "ping stays the liveness answer"
+    assert started.get("/nowhere")[0] == 404, "the app still serves the rest"
+    out, err = stop.communicate(timeout=60)
+    assert stop.returncode == 0, err
+    assert time.monotonic() - began >= 2
+    assert out.startswith(f"draining {started.path.name} for 2 s: ")
+    assert f"stopped {started.path.name} on port {started.port} (pid {pid})" in out
+    assert started.servers() == []
+    assert not any((started.path / "run").glob("*.drain"))
+
+
+def test_ctrl_c_while_draining_keeps_the_server(started):
+    pid = started.pid()
+    stop = started.popen("stop.sh", DRAIN_SECONDS="30")
+    wait_until(lambda: started.get("/health/ready")[0] == 503, "ready to say 503")
+    stop.send_signal(signal.SIGINT)
+    out, err = stop.communicate(timeout=20)
+    assert stop.returncode == 130
+    assert err == f"interrupted: {started.path.name} keeps serving\n"
+    assert started.servers() == [pid]
+    assert started.get("/health/ready")[0] == 200
