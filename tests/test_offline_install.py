@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from tests.conftest import Site
+from tests.test_requirements import pins
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("ONLINE_CHECKS"),
@@ -71,11 +72,7 @@ def test_offline_install_from_downloaded_packages(project, tmp_path, free_port):
         env=offline,
     )
 
-    pinned = {}
-    for line in (project / "requirements.txt").read_text().splitlines():
-        if "==" in line and not line.startswith("#"):
-            name, version = line.split("==")
-            pinned[normal(name)] = version.strip()
+    pinned = {normal(n): v for n, v in pins(project / "requirements.txt").items()}
     frozen = run([python, "-m", "pip", "freeze", "--all"], env=offline).splitlines()
     for line in frozen:
         name, version = line.split("==")
