@@ -16,6 +16,7 @@ import sys
 from gunicorn import glogging
 
 from ops import settings
+from ops.systemd import pre_exec  # noqa: F401 (a hook: under systemd, for USR2)
 
 try:
     record = settings.launched_by_start()

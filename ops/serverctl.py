@@ -238,7 +238,7 @@ def upgrade(old, record, values):
     its pid. When it fails, old keeps serving with its own code and settings."""
     port = values["PORT"]
     pidfile, log = settings.pidfile(port), settings.error_log(port)
-    leftovers = sorted(new_masters(old, port))  # of a restart.sh that was killed
+    leftovers = sorted(new_masters(old, pidfile))  # of a restart.sh that was killed
     if leftovers:
         say(f"stopping pid {leftovers[0]}, a new master left by a reload cut short")
         end(leftovers, 5)
@@ -252,7 +252,7 @@ def upgrade(old, record, values):
     def serving():
         """The new master's pid once its workers answer; raise when it fails."""
         nonlocal new
-        new = new or min(new_masters(old, port), default=None)
+        new = new or min(new_masters(old, pidfile), default=None)
         if not started(old) and read_pid(pidfile) == old:
             # old was killed meanwhile: gunicorn's new master would take its
             # pidfile for that of another server (a zombie counts as live) and
@@ -270,8 +270,8 @@ def upgrade(old, record, values):
     except BaseException as error:
         shield()
         with contextlib.suppress(Failure):  # a Ctrl-C may come before the fork
-            wait_until(lambda: new or new_masters(old, port), 0.5, "the fork")
-        end(sorted({new} - {None} | new_masters(old, port)), 5)
+            wait_until(lambda: new or new_masters(old, pidfile), 0.5, "the fork")
+        end(sorted({new} - {None} | new_masters(old, pidfile)), 5)
         write_record(port, record)  # without "next": a late fork refuses to start
         kept = f"{APP} (pid {old}) keeps running the old code"
         if not ours(record):
@@ -604,13 +604,13 @@ def children(pid):
     }
 
 
-def new_masters(old, port):
+def new_masters(old, pidfile):
     """Return the pids of the new masters old forked on a USR2: gunicorn gives
     each one old's pid in GUNICORN_PID (a worker old respawns has none). One
     whose old master died has left it for init, but has written <pidfile>.2."""
     mark = f"GUNICORN_PID={old}".encode()
     found = set()
-    for kid in children(old) | {read_pid(f"{settings.pidfile(port)}.2")} - {None}:
+    for kid in children(old) | {read_pid(f"{pidfile}.2")} - {None}:
         with contextlib.suppress(OSError):
             if LINUX:
                 words = Path(f"/proc/{kid}/environ").read_bytes().split(b"\0")

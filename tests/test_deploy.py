@@ -216,6 +216,7 @@ def test_systemd_unit_passes_systemd_analyze(tmp_path, project):
     unit = unit.replace("/srv/myapp/venv", sys.prefix)
     unit = unit.replace("/srv/myapp", str(project))
     (tmp_path / "myapp@.service").write_text(unit)
+    (tmp_path / "myapp@.socket").write_text(read_recipe("myapp@.socket"))
     result = subprocess.run(
         ["systemd-analyze", "verify", str(tmp_path / "myapp@5000.service")],
         capture_output=True,
