@@ -65,6 +65,8 @@ preload_app = True
 os.environ.pop("FLASK_DEBUG", None)
 # gunicorn 25.1+ opens one control socket per user; a second app would take it over.
 control_socket_disable = True
+# The workers' heartbeat files in memory: a read-only container has no /tmp.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 # One format for gunicorn's lines and the app's (keep in step with app/log.py).
 # gunicorn's own lines have no request id: the default "-" stands in.

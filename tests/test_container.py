@@ -1,0 +1,185 @@
+"""deploy/Containerfile, built and run by podman with no network: a base
+image made from the Debian root of tests/nspawn.py, the wheels of the README's
+offline route, an unprivileged user and a read-only root."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from tests import nspawn
+from tests.conftest import PROJECT
+
+pytestmark = [
+    pytest.mark.lifecycle,
+    pytest.mark.skipif(
+        bool(nspawn.missing()) or not shutil.which("podman"),
+        reason=nspawn.missing() or "podman is not installed (apt-get install podman)",
+    ),
+]
+SLOW_ROUTE = """
+import time
+
+
+@app.get("/slow")
+def slow():
+    time.sleep(2)
+    return {"slow": True}
+"""
+# podman in this kind of sandbox: runc, and limits it is allowed to set.
+CONTAINERS_CONF = """[engine]
+runtime = "runc"
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+"""
+
+
+def podman(*args, check=True, timeout=300):
+    """Run podman; return its stdout (fail with its output when check)."""
+    result = subprocess.run(
+        ["podman", *args], capture_output=True, text=True, timeout=timeout
+    )
+    if check:
+        assert result.returncode == 0, f"podman {args}: {result.stderr}"
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    """The app's image, built offline from a copy of the project."""
+    conf = tmp_path_factory.mktemp("podman") / "containers.conf"
+    conf.write_text(CONTAINERS_CONF)
+    kept = os.environ.get("CONTAINERS_CONF")
+    os.environ["CONTAINERS_CONF"] = str(conf)
+    root = nspawn.debian_root()
+    base = f"localhost/starter-base:{root.name}"
+    if subprocess.run(["podman", "image", "exists", base]).returncode:
+        # No registry needed: the base is the Debian root the systemd tests use.
+        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        podman_import = ["podman", "import", "-q", "-", base]
+        subprocess.run(podman_import, stdin=tar.stdout, check=True, timeout=300)
+        tar.wait()
+    context = tmp_path_factory.mktemp("context")
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for name in files:
+        if (PROJECT / name).is_file():
+            (context / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT / name, context / name)
+    with open(context / "wsgi.py", "a") as wsgi:
+        wsgi.write(SLOW_ROUTE)
+    shutil.copytree(nspawn.wheelhouse(PROJECT / "requirements.txt"), context / "pkgs")
+    tag = f"localhost/starter-app:test-{os.getpid()}"
+    podman(
+        "build",
+        "-q",
+        "--network=none",
+        "--format",
+        "docker",
+        "--build-arg",
+        f"BASE={base}",
+        "--build-arg",
+        "APP_NAME=shop",
+        "--build-arg",
+        "PIP_ARGS=--no-index --find-links /src/pkgs",
+        "-f",
+        "deploy/Containerfile",
+        "-t",
+        tag,
+        str(context),
+    )
+    yield tag
+    podman("rmi", "-f", tag, check=False)
+    os.environ.pop("CONTAINERS_CONF")
+    if kept is not None:
+        os.environ["CONTAINERS_CONF"] = kept
+
+
+@pytest.fixture
+def container(image):
+    """A running container of the image, read-only, with a key."""
+    name = f"starter-{os.getpid()}-{time.monotonic_ns()}"
+    podman(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network=none",
+        "--read-only",
+        "-e",
+        "FLASK_SECRET_KEY=from the test",
+        image,
+    )
+    yield name
+    podman("rm", "-f", name, check=False)
+
+
+def fetch(container, path="/health/ping"):
+    """GET path inside the container (it has no network), waiting up to 10 s
+    for the server to come up; return the body."""
+    code = f"""
+import time, urllib.request
+for _ in range(100):
+    try:
+        answer = urllib.request.urlopen("http://127.0.0.1:8000{path}", timeout=10)
+        print(answer.read().decode())
+        break
+    except OSError:
+        time.sleep(0.1)
+"""
+    return podman("exec", container, "python3", "-c", code)
+
+
+def test_the_image_serves_as_an_unprivileged_user(container):
+    assert json.loads(fetch(container)) == {"app": "shop", "status": "ok"}
+    assert podman("exec", container, "id", "-u") == "10001"
+    user = podman(
+        "image",
+        "inspect",
+        "--format",
+        "{{.Config.User}}",
+        podman("inspect", "--format", "{{.Image}}", container),
+    )
+    assert user == "10001:10001"
+
+
+def test_stop_lets_the_request_in_flight_finish(container):
+    assert fetch(container)  # up
+    slow = subprocess.Popen(
+        [
+            "podman",
+            "exec",
+            container,
+            "python3",
+            "-c",
+            "import urllib.request; print(urllib.request.urlopen("
+            "'http://127.0.0.1:8000/slow', timeout=20).read().decode())",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)
+    podman("stop", "-t", "40", container)
+    assert json.loads(slow.communicate(timeout=30)[0]) == {"slow": True}
+    assert podman("inspect", "--format", "{{.State.ExitCode}}", container) == "0"
+
+
+def test_no_key_on_a_read_only_root_is_one_line_naming_the_variable(image):
+    result = subprocess.run(
+        ["podman", "run", "--rm", "--network=none", "--read-only", image],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "Error" in line]
+    assert len(errors) == 1, result.stderr
+    assert "set FLASK_SECRET_KEY" in errors[0]
