@@ -76,7 +76,13 @@ def image(tmp_path_factory):
             shutil.copy2(PROJECT / name, context / name)
     with open(context / "wsgi.py", "a") as wsgi:
         wsgi.write(SLOW_ROUTE)
-    shutil.copytree(nspawn.wheelhouse(PROJECT / "requirements.txt"), context / "pkgs")
+    wheels = nspawn.wheelhouse(PROJECT / "requirements.txt")
+    shutil.copytree(wheels, context / "wheels")  # used instead of the index
+    # What must stay out of the image.
+    (context / ".env").write_text("FLASK_SECRET_KEY=from-the-env-file\n")
+    (context / "instance" / "config.py").write_text(
+        "SECRET_KEY = 'instance-secret-marker'\n"
+    )
     tag = f"localhost/starter-app:test-{os.getpid()}"
     podman(
         "build",
@@ -85,13 +91,11 @@ def image(tmp_path_factory):
         "--format",
         "docker",
         "--build-arg",
-        f"BASE={base}",
+        f"PYTHON_IMAGE={base}",
         "--build-arg",
         "APP_NAME=shop",
-        "--build-arg",
-        "PIP_ARGS=--no-index --find-links /src/pkgs",
         "-f",
-        "deploy/Containerfile",
+        str(context / "deploy" / "Containerfile"),
         "-t",
         tag,
         str(context),
@@ -183,3 +187,37 @@ def test_no_key_on_a_read_only_root_is_one_line_naming_the_variable(image):
     errors = [line for line in result.stderr.splitlines() if "Error" in line]
     assert len(errors) == 1, result.stderr
     assert "set FLASK_SECRET_KEY" in errors[0]
+
+
+def test_the_health_check_passes_and_the_logs_go_to_podman(container):
+    assert fetch(container)
+    check = subprocess.run(
+        ["podman", "healthcheck", "run", container],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    logs = subprocess.run(
+        ["podman", "logs", container], capture_output=True, text=True, timeout=60
+    )
+    assert "Booting worker" in logs.stderr
+    assert '"GET /health/ping HTTP/1.1" 200' in logs.stdout
+
+
+def test_no_secret_and_no_local_file_gets_into_the_image(image):
+    markers = "-e from-the-env-file -e instance-secret-marker"
+    look = f"ls -A /app; grep -rl --exclude-dir=venv {markers} /app"
+    found = podman(
+        "run",
+        "--rm",
+        "--network=none",
+        "--entrypoint",
+        "/bin/sh",
+        image,
+        "-c",
+        look,
+        check=False,
+    )
+    names = ["app", "config.py", "gunicorn.conf.py", "ops", "venv", "wsgi.py"]
+    assert found.split() == names
