@@ -11,6 +11,7 @@ import os
 import pwd
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -38,9 +39,21 @@ http {{
 """
 
 
-def fetch(port, headers=None):
-    """GET /health/ping on 127.0.0.1:port; return (status, headers, body)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+# The test's own self-signed certificate: trust it without checking.
+TLS = ssl.create_default_context()
+TLS.check_hostname = False
+TLS.verify_mode = ssl.CERT_NONE
+
+
+def fetch(port, headers=None, tls=False):
+    """GET /health/ping on 127.0.0.1:port, by HTTPS when tls is true;
+    return (status, headers, body)."""
+    if tls:
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=5, context=TLS
+        )
+    else:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         connection.request("GET", "/health/ping", headers=headers or {})
         response = connection.getresponse()
@@ -85,11 +98,22 @@ def nginx(tmp_path, two_instances, free_port):
     tmp = tmp_path / "nginx"
     tmp.mkdir()
     os.chmod(tmp, 0o777)  # nginx's workers may run as another user
-    listen = free_port()
+    listen, plain = free_port(), free_port()
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     conf = read_recipe("nginx-site.conf")
     conf = replace_once(conf, "server 127.0.0.1:5000 ", f"server 127.0.0.1:{ports[0]} ")
     conf = replace_once(conf, "server 127.0.0.1:5001 ", f"server 127.0.0.1:{ports[1]} ")
-    conf = replace_once(conf, "listen 80;", f"listen 127.0.0.1:{listen};")
+    conf = replace_once(conf, "listen 80;", f"listen 127.0.0.1:{plain};")
+    conf = replace_once(conf, "listen 443 ssl", f"listen 127.0.0.1:{listen} ssl")
+    conf = replace_once(conf, "/etc/ssl/certs/myapp.pem", str(cert))
+    conf = replace_once(conf, "/etc/ssl/private/myapp.key", str(key))
     (tmp / "site.conf").write_text(conf)
     (tmp / "nginx.conf").write_text(NGINX_MAIN.format(tmp=tmp))
     server = subprocess.Popen(
@@ -100,13 +124,14 @@ def nginx(tmp_path, two_instances, free_port):
         deadline = time.monotonic() + 10
         while True:
             try:
-                if fetch(listen)[0] == 200:
+                if fetch(listen, tls=True)[0] == 200:
                     break
             except OSError:
                 pass
             assert server.poll() is None, server.stderr.read().decode()
             assert time.monotonic() < deadline, "nginx did not answer within 10 s"
             time.sleep(0.05)
+        site.plain_port = plain
         yield site, ports, listen
     finally:
         server.terminate()
@@ -116,7 +141,7 @@ def nginx(tmp_path, two_instances, free_port):
 def test_nginx_spreads_requests_over_both_instances(nginx):
     site, ports, listen = nginx
     for _ in range(40):
-        assert fetch(listen)[0] == 200
+        assert fetch(listen, tls=True)[0] == 200
     for port in ports:
         assert "GET /health/ping" in site.log("access", port)
 
@@ -124,7 +149,7 @@ def test_nginx_spreads_requests_over_both_instances(nginx):
 def test_nginx_fails_over_when_an_instance_stops(nginx):
     site, ports, listen = nginx
     assert site.run("stop.sh", PORT=str(ports[1])).returncode == 0
-    statuses = [fetch(listen)[0] for _ in range(50)]
+    statuses = [fetch(listen, tls=True)[0] for _ in range(50)]
     assert statuses == [200] * 50
 
 
@@ -133,22 +158,39 @@ def test_nginx_shields_workers_from_slow_clients(nginx):
     stalled = []
     try:
         for _ in range(100):
-            client = socket.create_connection(("127.0.0.1", listen), timeout=5)
+            raw = socket.create_connection(("127.0.0.1", listen), timeout=5)
+            client = TLS.wrap_socket(raw)
             client.sendall(b"GET /health/ping HTTP/1.1\r\nHost: slow\r\n")
             stalled.append(client)
         began = time.monotonic()
-        assert fetch(listen)[0] == 200
+        assert fetch(listen, tls=True)[0] == 200
         assert time.monotonic() - began < 1
     finally:
         for client in stalled:
             client.close()
 
 
+def test_nginx_serves_https_with_its_headers_and_redirects_http(nginx):
+    site, ports, listen = nginx
+    status, headers, _ = fetch(listen, tls=True)
+    assert status == 200
+    assert headers["Strict-Transport-Security"] == "max-age=63072000"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    raw = socket.create_connection(("127.0.0.1", listen), timeout=5)
+    with TLS.wrap_socket(raw) as conn:
+        assert conn.version() in ("TLSv1.2", "TLSv1.3")
+    status, headers, _ = fetch(site.plain_port)
+    assert status == 301
+    assert headers["Location"] == "https://127.0.0.1/health/ping"
+
+
 def test_nginx_passes_the_clients_request_id_or_makes_one(nginx):
     site, ports, listen = nginx
-    status, headers, _ = fetch(listen, {"X-Request-ID": "client-id-7"})
+    status, headers, _ = fetch(listen, {"X-Request-ID": "client-id-7"}, tls=True)
     assert (status, headers["X-Request-ID"]) == (200, "client-id-7")
-    made = fetch(listen)[1]["X-Request-ID"]
+    made = fetch(listen, tls=True)[1]["X-Request-ID"]
     assert len(made) == 32 and made != "client-id-7"
     access = site.log("access", ports[0]) + site.log("access", ports[1])
     assert "client-id-7" in access
