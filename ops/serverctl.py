@@ -82,6 +82,7 @@ def start():
         pid = running(values["PORT"])
         if not pid:
             return launch(values)
+        undrain(values["PORT"])
         what = f"{APP} (pid {pid}) to answer at {address(values)}"
         url = settings.local_url(values)
         wait_until(lambda: ping(url), values["START_TIMEOUT"], what)
@@ -119,6 +120,7 @@ def restart():
             launch(values)
             name_the_others([values["PORT"]])
             return 0
+        undrain(values["PORT"])
         record = read_record(values["PORT"])
         host = record["settings"]["HOST"]
         if values["HOST"] != host:  # a new master keeps the old one's sockets
@@ -127,10 +129,12 @@ def restart():
                 f"{host}: a new address needs a stop and a start: "
                 "sh stop.sh && sh start.sh"
             )
-        for old in retiring(record):  # an earlier restart.sh was cut short
+        if record.get("retiring"):  # an earlier restart.sh was cut short
             offset = end_of(settings.error_log(values["PORT"]))
-            signal_all([old], signal.SIGTERM)
-            wait_promoted(pid, old, values, offset)
+            old = retiring(record)  # [] once it has gone
+            signal_all(old, signal.SIGTERM)
+            # Until the new master has taken the pidfile, it ignores a USR2.
+            wait_promoted(pid, (old or [None])[0], values, offset)
         new = upgrade(pid, record, values)
         say(f"reloaded {APP} at {address(values)}: pid {new} serves, pid {pid} retired")
         name_the_others([values["PORT"]])
@@ -241,9 +245,11 @@ def upgrade(old, record, values):
     leftovers = sorted(new_masters(old, pidfile))  # of a restart.sh that was killed
     if leftovers:
         say(f"stopping pid {leftovers[0]}, a new master left by a reload cut short")
-        end(leftovers, 5)
+        end(leftovers, values["GRACEFUL_TIMEOUT"] + 5)  # its requests finish
         # Until old has reaped it, old would ignore the USR2.
         wait_until(lambda: not any(map(proc, leftovers)), 5, f"pid {old} to reap it")
+    with writing(pidfile):  # names no new master: gunicorn would refuse to write it
+        Path(f"{pidfile}.2").unlink(missing_ok=True)
     write_record(port, dict(record, next=values))  # what the new master reads
     with writing(log):
         log.parent.mkdir(exist_ok=True)  # the new master logs there too
@@ -324,6 +330,16 @@ def drain(ports, seconds):
         for port in ports:
             settings.drain_file(port).unlink(missing_ok=True)
         raise KeyboardInterrupt(f"{APP} keeps serving") from None
+
+
+def undrain(port):
+    """Remove the drain file a stop.sh that was killed has left: the server
+    it did not stop would answer 503 at /health/ready for good."""
+    path = settings.drain_file(port)
+    if path.exists():
+        with writing(path):
+            path.unlink()
+        say(f"removed run/{path.name}, left by a stop.sh cut short: ready again")
 
 
 def end(masters, wait):
@@ -490,7 +506,12 @@ def running(port):
     record = read_record(port)
     if record == {} or ours(record):
         return record.get("pid")
-    pid = record.get("pid") if record else None
+    pid = record.get("pid") if record else read_pid(settings.pidfile(port))
+    if record is None and started(pid):
+        raise Failure(
+            f"run/app-{port}.json cannot be read, and pid {pid} of run/app-{port}.pid "
+            f"runs: if it is {APP}, stop it (kill -TERM {pid}), then remove both files"
+        )
     with writing(settings.record(port)):
         forget(port)
     say(f"removed the stale record of port {port}: {stale(record)}")

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -391,3 +392,45 @@ def environ(pid):
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return []
+
+
+def test_a_reload_cut_short_after_the_old_master_left(started):
+    old = started.pid()
+    # As restart.sh leaves it when killed after the TERM of the old master: the
+    # new master recorded and serving, the old one gone, the promotion pending.
+    record = json.loads(started.record().read_text())
+    started.record().write_text(json.dumps(dict(record, next=record["settings"])))
+    os.kill(old, signal.SIGUSR2)
+    new = new_master(started, old)
+    wait_for_workers(started, new, 2)
+    retiring = {key: record[key] for key in ("folder", "pid", "started")}
+    now = dict(record, pid=new, started=serverctl.started(new), retiring=retiring)
+    started.record().write_text(json.dumps(now))
+    os.kill(old, signal.SIGTERM)
+    wait_until(lambda: not serverctl.started(old), "the old master to go")
+    result = started.run("restart.sh")  # at once: before the promotion
+    assert result.returncode == 0, result.stderr
+    assert started.servers() == [started.pid()]
+    assert started.pid() not in (old, new)
+
+
+def test_a_stale_second_pidfile_does_not_stop_a_reload(started):
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        pidfile2 = started.path / "run" / f"app-{started.port}.pid.2"
+        pidfile2.write_text(f"{stranger.pid}\n")
+        result = started.run("restart.sh")
+        assert result.returncode == 0, result.stderr
+        assert stranger.poll() is None, "the stranger was signalled"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_a_start_undoes_a_drain_left_by_a_killed_stop(started):
+    (started.path / "run" / f"app-{started.port}.drain").touch()
+    assert started.get("/health/ready")[0] == 503
+    result = started.run("start.sh")
+    assert result.returncode == 0, result.stderr
+    assert "left by a stop.sh cut short: ready again" in result.stdout
+    assert started.get("/health/ready")[0] == 200

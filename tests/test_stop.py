@@ -172,3 +172,17 @@ def test_ctrl_c_while_draining_keeps_the_server(started):
     assert err == f"interrupted: {started.path.name} keeps serving\n"
     assert started.servers() == [pid]
     assert started.get("/health/ready")[0] == 200
+
+
+def test_an_unreadable_record_of_a_live_server_is_kept(started):
+    pid = started.pid()
+    started.record().write_text('{"folder": broken')
+    result = started.run("stop.sh")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: run/app-{started.port}.json cannot be read, and pid {pid} of "
+        f"run/app-{started.port}.pid runs: if it is {started.path.name}, stop it "
+        f"(kill -TERM {pid}), then remove both files\n"
+    )
+    assert started.pidfile().exists()
+    assert started.servers() == [pid]
