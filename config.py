@@ -13,7 +13,7 @@ APP_NAME = os.path.basename(os.path.dirname(os.path.abspath(__file__)))
 
 # Signs sessions and cookies. Never commit one: set it in instance/config.py or
 # FLASK_SECRET_KEY. Left empty, the first start makes one in instance/secret_key.
-SECRET_KEY: str | None = None
+SECRET_KEY: str | bytes | None = None
 
 # Old keys still accepted for signed data while you rotate SECRET_KEY.
 SECRET_KEY_FALLBACKS: list[str] = []

@@ -30,8 +30,8 @@ try:
 except (OSError, ValueError, KeyError, settings.SettingError) as error:
     # A HUP has the running master read this file again, and an error here
     # would stop it: it keeps the settings it has (a restart checks them).
-    if settings.in_force is None:
-        raise
+    if settings.in_force is None:  # at the start: one line, not a traceback
+        sys.exit(f"{type(error).__name__}: {error}")
     print(f"warning: {error}; keeping the settings in force", file=sys.stderr)
     record, values = settings.in_force
 settings.in_force = record, values

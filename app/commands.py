@@ -1,12 +1,12 @@
 """`flask settings`: every setting in force, its value and where it came from."""
 
+import re
+
 import click
 from flask import current_app
 
+from app.config import is_secret
 from ops import settings
-
-# Values never printed: keys, passwords, tokens.
-SECRET_ENDINGS = ("_KEY", "_KEY_FALLBACKS", "_PASSWORD", "_TOKEN", "_SECRET")
 
 
 def init_app(app):
@@ -28,9 +28,11 @@ def show_settings():
 
 
 def line(name, value, source):
-    """Return one line of the listing; a secret's value is masked."""
-    if name.endswith(SECRET_ENDINGS) and value:
+    """Return one line of the listing; a secret's value is masked, and so is
+    the password in a URL (postgresql://user:********@host/db)."""
+    if is_secret(name) and value:
         value = "********"
     elif not isinstance(value, str):
         value = repr(value)
+    value = re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1********@", value)
     return f"  {name} = {value}  [{source}]"

@@ -19,16 +19,21 @@ import os
 import secrets
 import tempfile
 import traceback
+import types
 import typing
 from datetime import timedelta
 from pathlib import Path
 
 from dotenv import dotenv_values
 
-from ops.settings import FALSE_WORDS, TRUE_WORDS, SettingError
+from ops.settings import FALSE_WORDS, SETTINGS, TRUE_WORDS, SettingError
 
 # The flask command's own variables: they steer the command, never the config.
 CLI_VARIABLES = {"APP", "DEBUG", "ENV", "ENV_FILE", "SKIP_DOTENV"}
+
+# A setting whose name holds one of these words is a secret: its value is
+# never printed (flask settings, error messages).
+SECRET_WORDS = {"KEY", "KEYS", "FALLBACKS", "PASSWORD", "PASSWD", "TOKEN", "SECRET"}
 
 # The key made when none is configured, in the instance folder (git-ignored).
 KEY_FILE = "secret_key"
@@ -36,7 +41,7 @@ KEY_FILE = "secret_key"
 # The types of Flask's own settings whose default, None, says nothing of them.
 FLASK_TYPES = {
     "PROPAGATE_EXCEPTIONS": bool | None,
-    "SECRET_KEY": str | None,
+    "SECRET_KEY": str | bytes | None,
     "SECRET_KEY_FALLBACKS": list[str] | None,
     "TRUSTED_HOSTS": list[str] | None,
     "SERVER_NAME": str | None,
@@ -78,6 +83,10 @@ def load_config(app, test_config=None, env_file=None):
                     f"{source}: DEBUG is not a setting here; "
                     "debug mode comes only from `flask run --debug`"
                 )
+            if key in SETTINGS:
+                raise ConfigError(
+                    f"{source}: {key} is a server setting: set it without FLASK_"
+                )
             if key not in kinds:
                 near = difflib.get_close_matches(key, kinds, n=1)
                 hint = f"did you mean {near[0]}? Or " if near else ""
@@ -115,7 +124,11 @@ def read_pyfile(path):
 
 def environment_layers(env_file):
     """Return a layer per FLASK_<NAME> variable: those of .env, then the real ones."""
-    layers, filed = [], dotenv_values(env_file)
+    try:
+        filed = dotenv_values(env_file)
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{env_file} cannot be read: {error}") from None
+    layers = []
     for where, variables in ((env_file, filed), ("the environment", os.environ)):
         for name, value in variables.items():
             key = name.removeprefix("FLASK_")
@@ -130,30 +143,37 @@ def environment_layers(env_file):
 
 
 def convert(key, value, kind, source):
-    """Return value as kind (e.g. int, or list[str] | None): text is parsed
-    (lists and dicts as JSON), other values are checked."""
+    """Return value as kind (e.g. int, or list[str] | None, or str | bytes):
+    text is parsed as the first type (lists and dicts as JSON), other values
+    are checked against each."""
+    kinds = [k for k in typing.get_args(kind) if k is not type(None)]
     optional = type(None) in typing.get_args(kind)
-    if optional:
-        kind = next(k for k in typing.get_args(kind) if k is not type(None))
-    base, items = typing.get_origin(kind) or kind, typing.get_args(kind)
-    if isinstance(value, str) and base is not str:
-        value = parse(value, base)
+    if not isinstance(kind, types.UnionType):
+        kinds = [kind]
+    first = typing.get_origin(kinds[0]) or kinds[0]
+    if isinstance(value, str) and str not in kinds:
+        value = parse(value, first)
     if value is None and (optional or kind is type(None)):
         return None  # JSON's null, from the environment, is None too
-    if base is float and type(value) is int:
-        value = float(value)
-    if base is timedelta and type(value) is int:
-        value = timedelta(seconds=value)
-    if fits(value, base, items):
-        return value
+    for each in kinds:
+        base, items = typing.get_origin(each) or each, typing.get_args(each)
+        if base is float and type(value) is int:
+            return float(value)
+        if base is timedelta and type(value) is int:
+            return timedelta(seconds=value)
+        if fits(value, base, items):
+            return value
+    base, items = first, typing.get_args(kinds[0])
     expected = {
         bool: "true or false",
         timedelta: "a whole number of seconds",
         list: "a JSON list" + (f" of {items[0].__name__}" if items else ""),
         dict: "a JSON object",
     }.get(base, base.__name__)
+    expected += "".join(f" or {k.__name__}" for k in kinds[1:])
     expected += " or None" if optional else ""
-    raise ConfigError(f"{source}: {key} must be {expected}, not {value!r}")
+    shown = "a value that is not shown" if is_secret(key) else repr(value)
+    raise ConfigError(f"{source}: {key} must be {expected}, not {shown}")
 
 
 def fits(value, base, items):
@@ -163,6 +183,11 @@ def fits(value, base, items):
     if not isinstance(value, base) or base is int and isinstance(value, bool):
         return False
     return base is not list or not items or all(isinstance(i, items[0]) for i in value)
+
+
+def is_secret(name):
+    """Say whether setting name holds a secret, whose value is never shown."""
+    return any(word in name.split("_") for word in SECRET_WORDS)
 
 
 def parse(text, kind):
@@ -178,7 +203,7 @@ def parse(text, kind):
             return timedelta(seconds=int(text))
         if kind in (list, dict):
             return json.loads(text)
-    except ValueError:
+    except (ValueError, OverflowError, RecursionError):
         pass
     return text
 

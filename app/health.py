@@ -16,6 +16,9 @@ from flask import Blueprint, current_app
 from ops import settings
 
 bp = Blueprint("health", __name__, url_prefix="/health")
+# The exact paths spared host checking: any other, /health//ping say, would
+# answer a redirect to a URL built from the Host.
+PROBES = {"/health/ping", "/health/ready"}
 
 
 class Request(flask.Request):
@@ -28,7 +31,7 @@ class Request(flask.Request):
     @property
     def trusted_hosts(self):
         """The host names Flask checks Host against; None for health probes."""
-        return None if self.path.startswith("/health/") else self._trusted_hosts
+        return None if self.path in PROBES else self._trusted_hosts
 
     @trusted_hosts.setter
     def trusted_hosts(self, hosts):

@@ -7,6 +7,7 @@ here and never sourced by sh. A bad value raises SettingError naming the
 variable and where it came from.
 """
 
+import difflib
 import json
 import os
 import re
@@ -82,6 +83,14 @@ def read(strict=True, sources=None):
             raise
         print(f"warning: {error}; reading none of it meanwhile", file=sys.stderr)
         dotenv = {}
+    for name in dotenv:
+        near = difflib.get_close_matches(name, SETTINGS, n=1, cutoff=0.85)
+        if near and name not in SETTINGS:
+            error = f"{name} in {PROJECT / '.env'} is not a setting"
+            error += f": did you mean {near[0]}?"
+            if strict:
+                raise SettingError(error)
+            print(f"warning: {error}", file=sys.stderr)
     values = {}
     for name, (default, check) in SETTINGS.items():
         text, where = default, "default"

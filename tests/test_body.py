@@ -25,11 +25,13 @@ def server(site):
     return site
 
 
-def post(site, head, body):
-    """Send a raw POST /echo; return its status and JSON body."""
+def post(site, head, body, path=b"/echo"):
+    """Send a raw POST, the client ending its side after body; return the
+    answer's status and JSON body."""
     with socket.create_connection(("127.0.0.1", site.port), timeout=10) as conn:
-        conn.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n")
+        conn.sendall(b"POST %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n" % path)
         conn.sendall(head + b"\r\n" + body)
+        conn.shutdown(socket.SHUT_WR)
         answer = b""
         while chunk := conn.recv(65536):
             answer += chunk
@@ -87,3 +89,27 @@ def test_what_gunicorn_answers_itself_is_as_the_readme_says(
         conn.sendall(request_head + b"\r\n")
         first = conn.makefile("rb").readline()
     assert first.split()[1] == str(status).encode()
+
+
+STREAM = """
+
+@app.post("/stream")
+def stream():
+    return {"length": len(request.stream.read())}
+"""
+
+
+def test_a_view_that_reads_the_stream_gets_the_whole_body(site):
+    with open(site.path / "wsgi.py", "a") as wsgi:
+        wsgi.write(ECHO + STREAM)
+    assert site.run("start.sh").returncode == 0
+    head = b"Transfer-Encoding: chunked\r\n"
+    assert post(site, head, chunked(700), path=b"/stream") == (200, {"length": 700})
+    head = b"Content-Length: 10\r\n"
+    assert post(site, head, b"x" * 10, path=b"/stream") == (200, {"length": 10})
+
+
+def test_a_body_that_ends_before_its_length_is_400(server):
+    status, body = post(server, b"Content-Length: 50\r\n", b"x" * 5)
+    assert status == 400
+    assert "ended before its Content-Length" in body["message"]

@@ -292,3 +292,25 @@ def test_the_env_example_app_settings_load(make_app, env_file):
     config = make_app().config
     assert config["TRUSTED_HOSTS"] == ["example.com", "www.example.com"]
     assert config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_a_server_setting_with_the_flask_prefix_says_so(make_app, monkeypatch):
+    monkeypatch.setenv("FLASK_WEB_CONCURRENCY", "4")
+    with pytest.raises(ConfigError, match="WEB_CONCURRENCY is a server setting"):
+        make_app()
+
+
+def test_a_bytes_secret_key_is_taken_and_never_shown(make_app, instance):
+    (instance / "config.py").write_text("SECRET_KEY = b'bytes-key'\n")
+    assert make_app().config["SECRET_KEY"] == b"bytes-key"
+    (instance / "config.py").write_text("SECRET_KEY = 12345\n")
+    with pytest.raises(ConfigError, match="not a value that is not shown") as error:
+        make_app()
+    assert "12345" not in str(error.value)
+
+
+@pytest.mark.parametrize("text", ["99999999999999999999", "[" * 5000])
+def test_text_that_cannot_be_read_is_one_error(make_app, monkeypatch, text):
+    monkeypatch.setenv("FLASK_PERMANENT_SESSION_LIFETIME", text)
+    with pytest.raises(ConfigError, match="must be a whole number of seconds"):
+        make_app()

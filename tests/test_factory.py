@@ -85,6 +85,12 @@ def test_flask_run_answers_ping(project, python_env, free_port):
             "must be a JSON list of str or None, not 'localhost'",
         ),
         (
+            ["-m", "gunicorn"],
+            "WEB_CONCURRENCY",
+            "abc",
+            "SettingError: WEB_CONCURRENCY='abc' in the environment",
+        ),
+        (
             ["-m", "gunicorn", "--bind", "127.0.0.1:0"],
             "FLASK_MAX_CONTENT_LENGHT",
             "1",

@@ -66,3 +66,10 @@ def test_host_checking_spares_the_health_probes(make_app):
     assert refused.status_code == 400
     assert refused.json["status"] == 400
     assert client.get("/nowhere", base_url="http://example.com").status_code == 404
+
+
+def test_only_the_probes_themselves_are_spared_host_checking(make_app):
+    client = make_app({"TRUSTED_HOSTS": ["example.com"]}).test_client()
+    for path in ("/health//ping", "/health/ping/", "/health/"):
+        answer = client.get(path, base_url="http://evil.example")
+        assert answer.status_code == 400, path

@@ -93,3 +93,9 @@ def test_the_env_example_loads_cleanly_with_every_line_uncommented(env_file):
     assert set(settings.SETTINGS) <= names, "a server setting is missing"
     env_file.write_text("\n".join(examples) + "\n")
     settings.read()
+
+
+def test_a_misspelt_server_setting_in_the_env_file_names_the_right_one(env_file):
+    env_file.write_text("WEB_CONCURENCY=4\n")
+    with pytest.raises(settings.SettingError, match="did you mean WEB_CONCURRENCY"):
+        settings.read()
