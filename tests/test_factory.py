@@ -86,9 +86,9 @@ def test_flask_run_answers_ping(project, python_env, free_port):
         ),
         (
             ["-m", "gunicorn"],
-            "WEB_CONCURRENCY",
-            "abc",
-            "SettingError: WEB_CONCURRENCY='abc' in the environment",
+            "GRACEFUL_TIMEOUT",
+            "soon",
+            "SettingError: GRACEFUL_TIMEOUT='soon' in the environment",
         ),
         (
             ["-m", "gunicorn", "--bind", "127.0.0.1:0"],
