@@ -3,6 +3,9 @@
 from flask import Flask
 
 app = Flask(__name__)
+# Every deployed app has a key, and then pays for Flask's session on each
+# request: the starter does.
+app.secret_key = "bench " * 8
 
 
 @app.get("/health/ping")
