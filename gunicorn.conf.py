@@ -15,7 +15,7 @@ import sys
 
 from gunicorn import glogging
 
-from ops import settings
+from ops import jsonlog, settings
 from ops.systemd import pre_exec  # noqa: F401 (a hook: under systemd, for USR2)
 
 try:
@@ -96,6 +96,9 @@ logconfig_dict = {
         },
     },
 }
+json_lines = values.get("LOG_FORMAT") == "json"  # ops/jsonlog.py
+if json_lines:
+    logconfig_dict["formatters"]["line"] = {"()": "ops.jsonlog.JsonFormatter"}
 # Access lines: time, client, request, status, bytes, duration, request id.
 access_log_format = '%(t)s %(h)s "%(r)s" %(s)s %(b)s %(M)sms %({x-request-id}o)s'
 if record:
@@ -121,12 +124,25 @@ class Logger(glogging.Logger):
     takes it: about 50 µs, a sixth of the CPU time of the ping, on 2 cores.
     """
 
+    def setup(self, cfg):
+        """gunicorn's setup; with LOG_FORMAT=json, access lines as JSON too."""
+        super().setup(cfg)
+        for handler in self.access_log.handlers if json_lines else ():
+            handler.setFormatter(jsonlog.JsonFormatter())
+
     def access(self, resp, req, environ, request_time):
         """Log the request only when an access log file is set, and a health
         probe's only when HEALTH_ACCESS_LOG is on."""
         probe = environ.get("PATH_INFO", "").startswith("/health/")
-        if self.cfg.accesslog and (values.get("HEALTH_ACCESS_LOG", True) or not probe):
+        if not self.cfg.accesslog or probe and not values.get("HEALTH_ACCESS_LOG", 1):
+            return
+        if not json_lines:
             super().access(resp, req, environ, request_time)
+            return
+        atoms = self.atoms_wrapper_class(self.atoms(resp, req, environ, request_time))
+        fields = jsonlog.access_fields(atoms)
+        line = f"{fields['method']} {fields['path']} {fields['status']}"
+        self.access_log.info(line, extra={"access": fields})
 
 
 logger_class = Logger

@@ -167,6 +167,13 @@ def log_level(name, text, where):
     return text.lower()
 
 
+def log_format(name, text, where):
+    """Return text as text (lines for people) or json (one object per line)."""
+    if text.lower() not in ("text", "json"):
+        raise SettingError(f"{name}={text!r} in {where}: use text or json")
+    return text.lower()
+
+
 def switch(name, text, where):
     """Return text as on (True) or off (False)."""
     word = text.lower()
@@ -186,6 +193,7 @@ SETTINGS = {
     "ACCESS_LOG": ("on", switch),
     "HEALTH_ACCESS_LOG": ("on", switch),
     "DRAIN_SECONDS": ("0", number(0, 3600)),
+    "LOG_FORMAT": ("text", log_format),
 }
 
 

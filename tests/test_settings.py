@@ -25,6 +25,7 @@ def test_defaults(env_file):
         "ACCESS_LOG": True,
         "HEALTH_ACCESS_LOG": True,
         "DRAIN_SECONDS": 0,
+        "LOG_FORMAT": "text",
     }
 
 
