@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from tests import nspawn
 from tests.conftest import PROJECT
@@ -224,3 +225,52 @@ def test_no_secret_and_no_local_file_gets_into_the_image(image):
     )
     names = ["app", "config.py", "gunicorn.conf.py", "ops", "venv", "wsgi.py"]
     assert found.split() == names
+
+
+def test_the_kubernetes_deployment_runs_under_podman_kube_play(image, tmp_path):
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(PROJECT / "deploy" / "kubernetes")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    manifests = {doc["kind"]: doc for doc in yaml.safe_load_all(rendered)}
+    deployment = manifests["Deployment"]
+    deployment["spec"]["replicas"] = 1
+    (app,) = deployment["spec"]["template"]["spec"]["containers"]
+    app["image"] = image
+    # What podman cannot take from a cluster, given literally: the ConfigMap,
+    # the Secret, the downward API; and no ports on no network.
+    settings = manifests["ConfigMap"]["data"]
+    app["env"] = [{"name": k, "value": v} for k, v in settings.items()] + [
+        {"name": "FLASK_SECRET_KEY", "value": "from the test"},
+        {"name": "WEB_CONCURRENCY", "value": "2"},
+    ]
+    del app["envFrom"], app["ports"]
+    manifest = tmp_path / "deployment.yaml"
+    manifest.write_text(yaml.safe_dump(deployment))
+    podman("kube", "play", "--network", "none", str(manifest))
+    try:
+        names = podman("ps", "--format", "{{.Names}}").split()
+        (container,) = [name for name in names if name.endswith("-app")]
+        assert json.loads(fetch(container)) == {"app": "shop", "status": "ok"}
+        assert json.loads(fetch(container, "/health/ready")) == {"status": "ok"}
+        assert podman("exec", container, "id", "-u") == "10001"
+        wrote = subprocess.run(
+            ["podman", "exec", container, "touch", "/app/written"],
+            capture_output=True,
+            timeout=60,
+        )
+        assert wrote.returncode != 0, "the root file system is writable"
+        pod = podman("inspect", "--format", "{{.Pod}}", container)
+        podman("pod", "stop", "-t", "50", pod, timeout=120)
+        state = podman("inspect", "--format", "{{.State.ExitCode}}", container)
+        assert state == "0", "not a graceful stop"
+        logs = subprocess.run(
+            ["podman", "logs", container], capture_output=True, text=True, timeout=60
+        )
+        lines = [line for line in logs.stderr.splitlines() if line.startswith("{")]
+        assert lines and all(json.loads(line)["level"] for line in lines)
+    finally:
+        podman("kube", "down", str(manifest), check=False)
