@@ -39,3 +39,11 @@ def test_the_dev_lock_holds_the_runtime_lock_unchanged():
     runtime = pins(PROJECT / "requirements.txt")
     dev = pins(PROJECT / "requirements-dev.txt")
     assert {name: dev.get(name) for name in runtime} == runtime
+
+
+def test_conda_takes_conda_forge_only():
+    import yaml
+
+    environment = yaml.safe_load((PROJECT / "environment.yml").read_text())
+    assert environment["channels"] == ["conda-forge", "nodefaults"]
+    assert {"pip": ["-r requirements.txt"]} in environment["dependencies"]
