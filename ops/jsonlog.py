@@ -3,8 +3,9 @@ cluster log collectors expect. gunicorn.conf.py uses it; text stays the default.
 
 Each object holds time (UTC, ISO 8601), level, logger, message and request_id;
 an access line also method, path, status, bytes, duration_ms and remote_addr;
-a traceback stays inside its object. What gunicorn prints before it has read
-its settings, and what the app print()s, is not logged, and so not JSON.
+a traceback stays inside its object. Not logged, and so not JSON: what
+gunicorn prints before it has read its settings or when the app fails to
+import, Python's warnings, and what the app print()s.
 """
 
 import datetime
@@ -35,7 +36,9 @@ def access_fields(atoms):
     """Return the fields of an access line from gunicorn's atoms."""
     return {
         "method": atoms["m"],
-        "path": atoms["U"] + (f"?{atoms['q']}" if atoms["q"] else ""),
+        # WSGI hands the path over as latin-1: give back its UTF-8 text.
+        "path": atoms["U"].encode("latin-1").decode("utf-8", "replace")
+        + (f"?{atoms['q']}" if atoms["q"] else ""),
         "status": int(atoms["s"]) if str(atoms["s"]).isdigit() else atoms["s"],
         "bytes": int(atoms["B"] or 0),
         "duration_ms": int(atoms["M"]),

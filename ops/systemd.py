@@ -40,7 +40,8 @@ def reload(old, pidfile):
     """Replace master old by a new one that loads the code on disk; return
     once the new one serves and owns pidfile. Raise a Failure, old serving
     on, when the new code does not start."""
-    values = settings.read()
+    # The socket unit, not HOST, sets the address: ask on loopback.
+    values = dict(settings.read(), HOST="127.0.0.1")
     earlier = Path(f"{pidfile}.2")
     what = "the reload before this one to finish"
     wait_until(lambda: not started(read_pid(earlier)), values["START_TIMEOUT"], what)

@@ -237,7 +237,7 @@ def test_the_kubernetes_deployment_runs_under_podman_kube_play(image, tmp_path):
     ).stdout
     manifests = {doc["kind"]: doc for doc in yaml.safe_load_all(rendered)}
     deployment = manifests["Deployment"]
-    deployment["spec"]["replicas"] = 1
+    deployment["spec"]["replicas"] = 1  # the autoscaler's minimum is a cluster's
     (app,) = deployment["spec"]["template"]["spec"]["containers"]
     app["image"] = image
     # What podman cannot take from a cluster, given literally: the ConfigMap,

@@ -1,5 +1,5 @@
 """deploy/: the nginx site file and the logrotate snippet, run for real, and the
-systemd unit, checked by systemd-analyze.
+systemd units, checked by systemd-analyze (tests/test_systemd.py runs them).
 
 Skipped, with the reason, where nginx, logrotate or systemd is not installed;
 .ci/run installs them. Only 127.0.0.1, bounded waits, everything stopped at the end.

@@ -34,6 +34,7 @@ def exercise(site, port):
     """The requests whose lines the tests look for."""
     assert site.get("/hello", port=port)[0] == 200
     assert site.get("/boom", port=port)[0] == 500
+    assert site.get("/caf%C3%A9", port=port)[0] == 404
 
 
 def check(entries):
@@ -51,6 +52,7 @@ def check(entries):
     assert access["request_id"] == hello[0]["request_id"]
     assert {"bytes", "duration_ms", "remote_addr"} <= set(access)
     assert any(e["logger"] == "gunicorn.error" for e in entries)
+    assert any(e.get("path") == "/café" for e in entries), "UTF-8 paths as text"
 
 
 @pytest.fixture

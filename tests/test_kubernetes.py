@@ -63,9 +63,13 @@ def test_a_misspelt_field_fails_validation(manifests):
 
 def test_rollouts_keep_capacity(manifests):
     spec = manifests["Deployment"]["spec"]
-    assert spec["replicas"] >= 2
+    assert "replicas" not in spec, "kubectl apply would undo the autoscaler"
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    assert manifests["PodDisruptionBudget"]["spec"]["minAvailable"] >= 1
+    budget = manifests["PodDisruptionBudget"]["spec"]
+    assert budget["minAvailable"] >= 1
+    pods = spec["template"]["metadata"]["labels"]
+    assert budget["selector"]["matchLabels"].items() <= pods.items()
+    assert budget["selector"]["matchLabels"], "a budget that covers no pod"
     assert manifests["HorizontalPodAutoscaler"]["spec"]["minReplicas"] >= 2
 
 
@@ -94,7 +98,9 @@ def test_the_pod_meets_the_restricted_standard(pod, app):
     assert context["allowPrivilegeEscalation"] is False
     assert context["readOnlyRootFilesystem"] is True
     assert context["capabilities"]["drop"] == ["ALL"]
-    assert "volumes" not in pod, "the app writes nothing"
+    (volume,) = pod["volumes"]  # /tmp only: for uploads
+    assert "emptyDir" in volume
+    assert app["volumeMounts"] == [{"name": volume["name"], "mountPath": "/tmp"}]
 
 
 def test_resources_and_workers_follow_the_pod(app):
