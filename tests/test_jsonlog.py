@@ -62,25 +62,23 @@ def routes(site):
     return site
 
 
-def test_json_lines_in_the_foreground(routes, free_port):
+def test_json_lines_in_the_foreground(routes, free_port, tmp_path):
     port = free_port()
     env = dict(routes.env, PORT=str(port), LOG_FORMAT="json")
-    server = subprocess.Popen(
-        [serverctl.GUNICORN],
-        cwd=routes.path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    # Files, not pipes: a full pipe would block gunicorn's logging.
+    with out.open("w") as stdout, err.open("w") as stderr:
+        server = subprocess.Popen(
+            [serverctl.GUNICORN], cwd=routes.path, env=env, stdout=stdout, stderr=stderr
+        )
     try:
         url = f"http://127.0.0.1:{port}/health/ping"
-        wait_until(lambda: server.poll() is not None or serverctl.ping(url), "it")
+        wait_until(lambda: server.poll() is not None or serverctl.ping(url), "it", 60)
         exercise(routes, port)
     finally:
         server.terminate()
-        out, err = server.communicate(timeout=30)
-    check(lines_of(out) + lines_of(err))
+        server.wait(timeout=60)
+    check(lines_of(out.read_text()) + lines_of(err.read_text()))
 
 
 def test_json_lines_under_start_sh(routes):
