@@ -15,11 +15,6 @@ import signal
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ops import serverctl, settings  # noqa: E402 (needs the project folder)
-from ops.serverctl import Failure, read_pid, started, wait_until  # noqa: E402
-
 
 def pre_exec(server):
     """gunicorn's pre_exec hook, in the new master just before its exec: put
@@ -40,6 +35,11 @@ def reload(old, pidfile):
     """Replace master old by a new one that loads the code on disk; return
     once the new one serves and owns pidfile. Raise a Failure, old serving
     on, when the new code does not start."""
+    # Imported here: gunicorn.conf.py imports this module for pre_exec, and
+    # every start of gunicorn would load serverctl's modules (about 10 ms).
+    from ops import serverctl, settings
+    from ops.serverctl import Failure, read_pid, started, wait_until
+
     # The socket unit, not HOST, sets the address: ask on loopback.
     values = dict(settings.read(), HOST="127.0.0.1")
     earlier = Path(f"{pidfile}.2")
@@ -77,6 +77,10 @@ def reload(old, pidfile):
 
 def main(argv):
     """`systemd.py reload MAINPID PIDFILE`; return the exit code."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from ops import serverctl, settings
+    from ops.serverctl import Failure
+
     if len(argv) != 4 or argv[1] != "reload" or not argv[2].isdigit():
         serverctl.warn("usage: systemd.py reload MAINPID PIDFILE")
         return 2
