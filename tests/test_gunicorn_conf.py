@@ -104,7 +104,9 @@ def test_in_the_foreground_access_lines_go_to_stdout(
         assert server.poll() is None, "gunicorn exited"
     finally:
         server.terminate()
-        stdout = server.communicate(timeout=20)[0]
+        # A stop is bounded by GRACEFUL_TIMEOUT (30 s): a worker that got the
+        # TERM while it booted ignores it until the master kills it then.
+        stdout = server.communicate(timeout=45)[0]
     logged = '"GET /health/ping HTTP/1.0" 200' in stdout
     assert logged == (access_log == "on"), stdout
 
@@ -130,7 +132,7 @@ def test_a_hup_with_a_broken_env_file_keeps_the_server(project, python_env, free
         assert serverctl.ping(url)
     finally:
         server.terminate()
-        stderr = server.communicate(timeout=20)[1]
+        stderr = server.communicate(timeout=45)[1]
     assert "warning: WEB_CONCURRENCY='many' in " in stderr
     assert "; keeping the settings in force" in stderr
 
