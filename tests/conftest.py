@@ -85,7 +85,11 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture
 def project(tmp_path):
     """A copy of the project's files in a folder whose path has a space and Chinese."""
-    copy = tmp_path / "my app 应用"
+    return copy_project(tmp_path / "my app 应用")
+
+
+def copy_project(copy):
+    """Copy the project's files, as a clone has them, into the folder copy."""
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=PROJECT,

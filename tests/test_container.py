@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from tests import nspawn
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, copy_project
+from tests.test_kubernetes import render_manifests
 
 pytestmark = [
     pytest.mark.lifecycle,
@@ -63,18 +64,7 @@ def image(tmp_path_factory):
         podman_import = ["podman", "import", "-q", "-", base]
         subprocess.run(podman_import, stdin=tar.stdout, check=True, timeout=300)
         tar.wait()
-    context = tmp_path_factory.mktemp("context")
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    for name in files:
-        if (PROJECT / name).is_file():
-            (context / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT / name, context / name)
+    context = copy_project(tmp_path_factory.mktemp("context"))
     with open(context / "wsgi.py", "a") as wsgi:
         wsgi.write(SLOW_ROUTE)
     wheels = nspawn.wheelhouse(PROJECT / "requirements.txt")
@@ -228,14 +218,7 @@ def test_no_secret_and_no_local_file_gets_into_the_image(image):
 
 
 def test_the_kubernetes_deployment_runs_under_podman_kube_play(image, tmp_path):
-    rendered = subprocess.run(
-        ["kubectl", "kustomize", str(PROJECT / "deploy" / "kubernetes")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    manifests = {doc["kind"]: doc for doc in yaml.safe_load_all(rendered)}
+    manifests = render_manifests()
     deployment = manifests["Deployment"]
     deployment["spec"]["replicas"] = 1  # the autoscaler's minimum is a cluster's
     (app,) = deployment["spec"]["template"]["spec"]["containers"]

@@ -21,6 +21,11 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def manifests():
     """The rendered manifests, by kind."""
+    return render_manifests()
+
+
+def render_manifests():
+    """Render deploy/kubernetes with kubectl; return the manifests by kind."""
     out = subprocess.run(
         ["kubectl", "kustomize", str(PROJECT / "deploy" / "kubernetes")],
         capture_output=True,

@@ -323,19 +323,25 @@ def test_a_reload_killed_while_the_new_master_loads_is_redone(started):
     assert started.get()[0] == 200
 
 
-@pytest.mark.parametrize("script", ["restart.sh", "stop.sh"])
-def test_a_reload_cut_short_before_the_old_master_retired(started, script):
-    old = started.pid()
-    # As restart.sh leaves it when killed after it recorded the new master and
-    # before it sent the TERM: the new master recorded, the old one retiring.
-    record = json.loads(started.record().read_text())
-    started.record().write_text(json.dumps(dict(record, next=record["settings"])))
+def cut_short_reload(site):
+    """Leave site as restart.sh leaves it when killed after it recorded the new
+    master and before it sent the TERM: the new master recorded and serving,
+    the old one retiring. Return the pids of both."""
+    old = site.pid()
+    record = json.loads(site.record().read_text())
+    site.record().write_text(json.dumps(dict(record, next=record["settings"])))
     os.kill(old, signal.SIGUSR2)
-    new = new_master(started, old)
-    wait_for_workers(started, new, 2)
+    new = new_master(site, old)
+    wait_for_workers(site, new, 2)
     retiring = {key: record[key] for key in ("folder", "pid", "started")}
     now = dict(record, pid=new, started=serverctl.started(new), retiring=retiring)
-    started.record().write_text(json.dumps(now))
+    site.record().write_text(json.dumps(now))
+    return old, new
+
+
+@pytest.mark.parametrize("script", ["restart.sh", "stop.sh"])
+def test_a_reload_cut_short_before_the_old_master_retired(started, script):
+    old, new = cut_short_reload(started)
     result = started.run(script)
     assert result.returncode == 0, result.stderr
     if script == "stop.sh":
@@ -395,17 +401,9 @@ def environ(pid):
 
 
 def test_a_reload_cut_short_after_the_old_master_left(started):
-    old = started.pid()
     # As restart.sh leaves it when killed after the TERM of the old master: the
-    # new master recorded and serving, the old one gone, the promotion pending.
-    record = json.loads(started.record().read_text())
-    started.record().write_text(json.dumps(dict(record, next=record["settings"])))
-    os.kill(old, signal.SIGUSR2)
-    new = new_master(started, old)
-    wait_for_workers(started, new, 2)
-    retiring = {key: record[key] for key in ("folder", "pid", "started")}
-    now = dict(record, pid=new, started=serverctl.started(new), retiring=retiring)
-    started.record().write_text(json.dumps(now))
+    # old one gone, the promotion pending.
+    old, new = cut_short_reload(started)
     os.kill(old, signal.SIGTERM)
     wait_until(lambda: not serverctl.started(old), "the old master to go")
     result = started.run("restart.sh")  # at once: before the promotion

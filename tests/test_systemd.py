@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from tests import nspawn
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, copy_project
 
 pytestmark = [
     pytest.mark.lifecycle,
@@ -47,10 +47,7 @@ systemctl enable --now {UNIT}.socket {UNIT}
 def machine(tmp_path_factory):
     """A container with the project installed and myapp@5000 started."""
     stage = tmp_path_factory.mktemp("stage")
-    files = [line for line in git_files() if (PROJECT / line).is_file()]
-    for name in files:
-        (stage / "project" / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PROJECT / name, stage / "project" / name)
+    copy_project(stage / "project")
     with open(stage / "project" / "wsgi.py", "a") as wsgi:
         wsgi.write(TEST_CODE)
     shutil.copytree(nspawn.wheelhouse(PROJECT / "requirements.txt"), stage / "wheels")
@@ -60,20 +57,6 @@ def machine(tmp_path_factory):
         yield box
     finally:
         box.stop()
-
-
-def git_files():
-    """The project's files, as a clone has them."""
-    import subprocess
-
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return out.splitlines()
 
 
 def get(machine, path="/health/ping", headers=""):
