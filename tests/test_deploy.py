@@ -1,5 +1,6 @@
-"""deploy/: the nginx site file and the logrotate snippet, run for real, and the
-systemd units, checked by systemd-analyze (tests/test_systemd.py runs them).
+"""deploy/: the nginx site file and the logrotate snippet, run for real, the
+systemd units, checked by systemd-analyze (tests/test_systemd.py runs them),
+and the Containerfile, checked by hadolint (tests/test_container.py builds it).
 
 Skipped, with the reason, where nginx, logrotate or systemd is not installed;
 .ci/run installs them. Only 127.0.0.1, bounded waits, everything stopped at the end.
@@ -267,3 +268,18 @@ def test_systemd_unit_passes_systemd_analyze(tmp_path, project):
     )
     assert result.returncode == 0, result.stderr
     assert "myapp@" not in result.stderr, result.stderr
+
+
+def test_the_containerfile_is_hadolint_clean(tmp_path):
+    hadolint = os.path.join(os.path.dirname(sys.executable), "hadolint")
+    result = subprocess.run(
+        [hadolint, os.path.join(DEPLOY, "Containerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # It can fail: a root user at the end is one of its findings.
+    rooted = tmp_path / "Containerfile"
+    rooted.write_text(read_recipe("Containerfile") + "USER root\n")
+    assert subprocess.run([hadolint, str(rooted)], capture_output=True).returncode
