@@ -565,7 +565,11 @@ def writing(path):
             errno.EROFS: "the file system is read-only",
         }
         why = causes.get(error.errno, error.strerror)
-        name = path.relative_to(settings.PROJECT)
+        name = (
+            path.relative_to(settings.PROJECT)
+            if path.is_relative_to(settings.PROJECT)
+            else path
+        )
         raise Failure(f"cannot write {name}: {why}") from None
 
 

@@ -54,12 +54,13 @@ def access_log(port):
 
 
 def drain_file(port):
-    """Present while stop.sh drains the server: /health/ready answers 503."""
-    return RUN / f"app-{port}.drain"
+    """Present while stop.sh drains the server: /health/ready answers 503.
+    Under systemd, in the unit's runtime folder (the project is read-only)."""
+    return Path(os.environ.get("RUNTIME_DIRECTORY") or RUN) / f"app-{port}.drain"
 
 
 def draining():
-    """Say whether stop.sh is draining this server (in gunicorn's processes)."""
+    """Say whether this server is draining (in gunicorn's processes)."""
     return in_force is not None and drain_file(in_force[1]["PORT"]).exists()
 
 

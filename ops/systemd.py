@@ -1,6 +1,7 @@
 """What the systemd unit (deploy/myapp@.service) needs beyond plain gunicorn:
-`systemctl reload` by a new master, as restart.sh does it, and the hook that
-hands the socket systemd gave gunicorn on to that new master.
+`systemctl reload` by a new master, as restart.sh does it, the hook that
+hands the socket systemd gave gunicorn on to that new master, and the drain
+before `systemctl stop` (ExecStop runs `python ops/systemd.py drain MAINPID`).
 
 ExecReload runs `python ops/systemd.py reload MAINPID PIDFILE`. A new master
 beside the old one (USR2) loads the code and settings on disk; once its
@@ -75,14 +76,28 @@ def reload(old, pidfile):
     serverctl.say(f"reloaded: pid {new} serves, pid {old} retired")
 
 
+def drain():
+    """Before systemd's TERM, have /health/ready answer 503 for DRAIN_SECONDS
+    while the server serves all else, as stop.sh does."""
+    from ops import serverctl, settings
+
+    values = settings.read(strict=False)
+    serverctl.drain([values["PORT"]], values["DRAIN_SECONDS"])
+
+
 def main(argv):
-    """`systemd.py reload MAINPID PIDFILE`; return the exit code."""
+    """`systemd.py reload MAINPID PIDFILE` or `systemd.py drain [MAINPID]`;
+    return the exit code."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from ops import serverctl, settings
     from ops.serverctl import Failure
 
+    if argv[1:2] == ["drain"] and len(argv) <= 3:
+        if argv[2:]:  # no MAINPID: the server has ended already, restart at once
+            drain()
+        return 0
     if len(argv) != 4 or argv[1] != "reload" or not argv[2].isdigit():
-        serverctl.warn("usage: systemd.py reload MAINPID PIDFILE")
+        serverctl.warn("usage: systemd.py reload MAINPID PIDFILE | drain [MAINPID]")
         return 2
     try:
         reload(int(argv[2]), Path(argv[3]))

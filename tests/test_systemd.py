@@ -143,6 +143,30 @@ def test_stop_lets_requests_in_flight_finish(machine):
     machine.check(f"systemctl start {UNIT}")
 
 
+def test_stop_drains_first_when_drain_seconds_is_set(machine):
+    machine.check("echo DRAIN_SECONDS=3 > /srv/myapp/.env")
+    try:
+        # is-active exits 3 while the unit is deactivating: run, not check.
+        out = machine.run(
+            f"systemctl stop --no-block {UNIT}; sleep 1; "
+            f"curl -s -o /dev/null -w '%{{http_code}} ' {URL}/health/ready; "
+            f"curl -s -o /dev/null -w '%{{http_code}} ' {URL}/health/ping; "
+            f"systemctl is-active {UNIT}"
+        ).stdout
+        assert out.split() == ["503", "200", "deactivating"]
+        machine.wait_for(
+            lambda: (
+                machine.run(f"systemctl is-active {UNIT}").stdout.strip() == "inactive"
+            ),
+            20,
+            "the drained server to stop",
+        )
+    finally:
+        machine.check("rm -f /srv/myapp/.env")
+        machine.check(f"systemctl start {UNIT}")
+    assert get(machine, "/health/ready")[0] == 200
+
+
 def test_the_journal_holds_the_request_ids(machine):
     assert get(machine, headers="-H 'X-Request-ID: journal-check-42'")[0] == 200
     journal = machine.check(f"journalctl -u {UNIT} -n 50 --no-pager")
