@@ -36,7 +36,7 @@ def init_logging():
         handler.name = HANDLER_NAME
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         root.addHandler(handler)
-        root.setLevel(settings.from_environment("LOG_LEVEL").upper())
+        root.setLevel(settings.read_one("LOG_LEVEL").upper())
     for handler in root.handlers:
         if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
             handler.addFilter(RequestIdFilter())

@@ -85,7 +85,9 @@ def read(strict=True, sources=None):
         print(f"warning: {error}; reading none of it meanwhile", file=sys.stderr)
         dotenv = {}
     for name in dotenv:
-        near = difflib.get_close_matches(name, SETTINGS, n=1, cutoff=0.85)
+        # 0.75: a swap of two letters in a short name (PROT) is caught, while
+        # the app's own variables (DATABASE_URL, HOSTNAME) are not taken for one.
+        near = difflib.get_close_matches(name, SETTINGS, n=1, cutoff=0.75)
         if near and name not in SETTINGS:
             error = f"{name} in {PROJECT / '.env'} is not a setting"
             error += f": did you mean {near[0]}?"
@@ -94,15 +96,7 @@ def read(strict=True, sources=None):
             print(f"warning: {error}", file=sys.stderr)
     values = {}
     for name, (default, check) in SETTINGS.items():
-        text, where = default, "default"
-        given, filed = (
-            os.environ.get(name, "").strip(),
-            (dotenv.get(name) or "").strip(),
-        )
-        if given and given != filed:  # equal: `flask` has put .env's value there
-            text, where = given, "the environment"
-        elif filed:
-            text, where = filed, str(PROJECT / ".env")
+        text, where = source(name, dotenv)
         try:
             values[name] = check(name, text, where)
         except SettingError as error:
@@ -115,12 +109,23 @@ def read(strict=True, sources=None):
     return values
 
 
-def from_environment(name):
-    """Return the checked value of setting name from the environment alone,
-    else its default: for the app under `flask`, which has loaded .env there."""
-    default, check = SETTINGS[name]
-    text = os.environ.get(name, "").strip()
-    return check(name, text, "the environment") if text else check(name, default, "")
+def source(name, dotenv):
+    """Return the text of setting name and where it came from: the environment,
+    else .env (whose variables are dotenv), else the default."""
+    given = os.environ.get(name, "").strip()
+    filed = (dotenv.get(name) or "").strip()
+    if given and given != filed:  # equal: `flask` has put .env's value there
+        return given, "the environment"
+    if filed:
+        return filed, str(PROJECT / ".env")
+    return SETTINGS[name][0], "default"
+
+
+def read_one(name):
+    """Return the checked value of setting name alone (for the app under
+    `flask`, which needs only LOG_LEVEL); raise SettingError when it is bad."""
+    text, where = source(name, env_file_values(PROJECT / ".env"))
+    return SETTINGS[name][1](name, text, where)
 
 
 def env_file_values(path):

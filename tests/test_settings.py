@@ -96,7 +96,29 @@ def test_the_env_example_loads_cleanly_with_every_line_uncommented(env_file):
     settings.read()
 
 
-def test_a_misspelt_server_setting_in_the_env_file_names_the_right_one(env_file):
-    env_file.write_text("WEB_CONCURENCY=4\n")
-    with pytest.raises(settings.SettingError, match="did you mean WEB_CONCURRENCY"):
+@pytest.mark.parametrize(
+    ("misspelt", "meant"),
+    [("WEB_CONCURENCY", "WEB_CONCURRENCY"), ("PROT", "PORT"), ("HOTS", "HOST")],
+)
+def test_a_misspelt_server_setting_in_the_env_file_names_the_right_one(
+    env_file, misspelt, meant
+):
+    env_file.write_text(f"{misspelt}=4\n")
+    with pytest.raises(settings.SettingError, match=f"did you mean {meant}\\?"):
         settings.read()
+
+
+def test_the_apps_own_variables_in_the_env_file_are_no_misspelling(env_file):
+    env_file.write_text("DATABASE_URL=sqlite://\nHOSTNAME=web1\nLOG_DIR=/var/log\n")
+    settings.read()
+
+
+def test_read_one_names_the_env_file_for_a_value_flask_copied_from_it(
+    env_file, monkeypatch
+):
+    env_file.write_text("LOG_LEVEL=loud\n")
+    monkeypatch.setenv("LOG_LEVEL", "loud")  # as `flask` does with .env
+    with pytest.raises(settings.SettingError, match=f"'loud' in {env_file}: use"):
+        settings.read_one("LOG_LEVEL")
+    monkeypatch.setenv("LOG_LEVEL", "warning")
+    assert settings.read_one("LOG_LEVEL") == "warning"
