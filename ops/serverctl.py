@@ -350,14 +350,15 @@ def end(masters, wait):
     killed = False
     while masters:
         kids = {kid for master in masters for kid in children(master)}
+        born = {pid: started(pid) for pid in [*masters, *kids]}
         signal_all(masters, signal.SIGTERM)
         try:
             wait_until(gone(masters), wait, "the server to stop")
         except Failure:
-            signal_all([*masters, *kids], signal.SIGKILL)
+            signal_all(unchanged(born), signal.SIGKILL)
             wait_until(gone(masters), 10, "the killed server to go")
             killed = True
-        masters = [kid for kid in kids if started(kid)]
+        masters = unchanged({kid: born[kid] for kid in kids})
     return killed
 
 
@@ -657,6 +658,12 @@ def group_exists(pgid):
     except PermissionError:
         pass
     return True
+
+
+def unchanged(born):
+    """Return the pids of born ({pid: start time}) that still run since then:
+    a pid that has ended may have been given to another program since."""
+    return [pid for pid, when in born.items() if when and started(pid) == when]
 
 
 def gone(pids):

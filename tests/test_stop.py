@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from ops import serverctl
 from tests.conftest import listening, wait_until
 
 
@@ -186,3 +187,11 @@ def test_an_unreadable_record_of_a_live_server_is_kept(started):
     )
     assert started.pidfile().exists()
     assert started.servers() == [pid]
+
+
+def test_a_pid_is_signalled_only_while_its_start_time_is_unchanged():
+    me = os.getpid()
+    assert serverctl.unchanged({me: serverctl.started(me)}) == [me]
+    # The same pid with another start time: the process that had it has ended
+    # and the pid now names another program.
+    assert serverctl.unchanged({me: "0"}) == []
