@@ -100,7 +100,7 @@ def stop(everything=None):
         for port in ports:
             pid = running(port)
             if not pid:
-                say(f"{APP} is not running on port {port}")
+                say(f"{APP} is not running on port {port}{in_use(port)}")
                 continue
             masters = [pid, *retiring(read_record(port))]
             if end(masters, values["GRACEFUL_TIMEOUT"] + 5):
@@ -162,7 +162,7 @@ def status():
         say(f"{APP} on port {other}: {line}")
         code = found if other == port else code
     if code == 3:
-        say(f"{APP} on port {port}: not running")
+        say(f"{APP} on port {port}: not running{in_use(port)}")
     return code
 
 
@@ -375,7 +375,8 @@ def check_address(values):
         raise Failure(f"HOST={host} is not a known name or address") from None
     except OSError as error:
         causes = {
-            errno.EADDRINUSE: f"port {port} is in use by {holder(port)}: stop it, "
+            errno.EADDRINUSE: f"port {port} is in use by "
+            f"{holder(port) or 'another program'}: stop it, "
             f"or choose another port, e.g. PORT={port % 65535 + 1} sh start.sh",
             errno.EADDRNOTAVAIL: f"{host} is not an address of this host: use one "
             "it has (ip address), 127.0.0.1, or 0.0.0.0 for all",
@@ -387,18 +388,43 @@ def check_address(values):
 
 
 def holder(port):
-    """Name the program that listens on port, where ss can tell."""
+    """Name the program that listens on port, and the systemd service it runs
+    in (systemctl then acts on it), where ss can tell; None if ss finds none."""
     ss = ["ss", "-Hltnp", f"sport = :{port}"]
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         out = subprocess.run(ss, capture_output=True, text=True, timeout=5).stdout
         found = {
             int(pid): name for name, pid in re.findall(r'"([^"]+)",pid=(\d+)', out)
         }
+        if len(found) > 1:
+            found.pop(1, None)  # systemd, holding a socket unit's socket too
         # Name the parent of them all (a master, rather than one of its workers).
         for pid, name in sorted(found.items()):
             if parent(pid) not in found:
-                return f"{name} (pid {pid})"
-    return "another program"
+                unit = "a socket unit" if pid == 1 else service(pid)
+                hint = f", {unit}: use systemctl" if unit else ""
+                return f"{name} (pid {pid}{hint})"
+    return None
+
+
+def service(pid):
+    """Return the systemd service of this app (deploy/myapp@.service) that
+    pid runs in, or None."""
+    with contextlib.suppress(OSError):
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+        unit = re.search(
+            r"^(?:0::|\d+:name=systemd:)\S*/(\S+\.service)$", cgroups, re.M
+        )
+        if unit and unit[1].startswith((f"{APP}@", f"{APP}.")):
+            return unit[1]
+    return None
+
+
+def in_use(port):
+    """Return "; port P is in use by ..." when another program listens on
+    port (systemd's instance of the app, say), else ""."""
+    user = holder(port)
+    return f"; port {port} is in use by {user}" if user else ""
 
 
 def name_the_others(ports):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 SUITE = "bookworm"  # its Python is 3.11: the wheels below are for it
 PYTHON = "3.11"
-PACKAGES = "systemd,systemd-sysv,dbus,python3,python3-venv,curl,wrk,procps"
+PACKAGES = "systemd,systemd-sysv,dbus,python3,python3-venv,curl,wrk,procps,iproute2"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES_HOST = "debootstrap systemd-container"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / (

@@ -167,6 +167,22 @@ def test_stop_drains_first_when_drain_seconds_is_set(machine):
     assert get(machine, "/health/ready")[0] == 200
 
 
+def test_the_scripts_leave_the_instance_to_systemctl_and_say_so(machine):
+    pid = main_pid(machine)
+    hint = f"is in use by gunicorn (pid {pid}, {UNIT}.service: use systemctl)"
+    try:
+        stop = machine.run("cd /srv/myapp && sh stop.sh")
+        status = machine.run("cd /srv/myapp && sh status.sh")
+        start = machine.run("cd /srv/myapp && sh start.sh")
+    finally:
+        machine.check("rm -rf /srv/myapp/run /srv/myapp/logs")
+    assert stop.returncode == 0 and hint in stop.stdout, stop.stdout
+    assert status.returncode == 3 and hint in status.stdout, status.stdout
+    assert start.returncode == 1 and hint in start.stderr, start.stderr
+    assert main_pid(machine) == pid
+    assert get(machine)[0] == 200
+
+
 def test_the_journal_holds_the_request_ids(machine):
     assert get(machine, headers="-H 'X-Request-ID: journal-check-42'")[0] == 200
     journal = machine.check(f"journalctl -u {UNIT} -n 50 --no-pager")
