@@ -152,8 +152,14 @@ def when_ready(server):
     """Hide the preloaded app's objects from the garbage collector before the
     workers fork (Python's gc docs advise it for fork without exec): a worker's
     collections, and its exit, then never touch, and so copy, the memory it
-    shares with the master. A stop takes about 0.15 s less."""
+    shares with the master. A stop takes about 0.15 s less.
+
+    Then fork every worker at once: gunicorn waits up to 0.1 s at random after
+    each fork, which with the app preloaded spreads out nothing, and start.sh
+    waits for the last worker (about 50 ms less, README "Performance")."""
     gc.freeze()
+    for _ in range(server.num_workers - len(server.WORKERS)):
+        server.spawn_worker()
 
 
 def post_worker_init(worker):
