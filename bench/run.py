@@ -30,6 +30,9 @@ from importlib import metadata
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
+# Servers as users run them: Python caches the bytecode of the project's files
+# (pip compiles the installed packages'), so a start does not compile them anew.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 BENCH = PROJECT / "bench"
 CORES = os.cpu_count() or 1
 
