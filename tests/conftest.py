@@ -19,6 +19,10 @@ import pytest
 from app import create_app
 
 PROJECT = Path(__file__).resolve().parent.parent
+# A shell ignores SIGINT in what it starts in the background (`sh tests/run.sh &`),
+# and every process started from here would inherit that: the Ctrl-C tests need it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 SERVER_VARIABLES = (
     "HOST",
     "PORT",
