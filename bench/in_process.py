@@ -9,7 +9,6 @@ session, JSON), which bench/run.py sees only through gunicorn and wrk.
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -19,11 +18,8 @@ from werkzeug.test import EnvironBuilder
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT), str(PROJECT / "bench")]
-# As under gunicorn: the master's key, and the warning said by another worker.
-os.environ.setdefault("_APP_SERVER_SECRET_KEY", "bench " * 8)
-os.environ["_APP_SECRET_KEY_WARNED"] = "1"
 
-# Imported after the lines above, which they need.
+# Imported after the line above, which they need.
 from bare_app import app as bare  # noqa: E402
 
 from app import create_app  # noqa: E402
@@ -51,7 +47,8 @@ def main():
 
     environ = EnvironBuilder(path="/health/ping", base_url="http://127.0.0.1/")
     environ = environ.get_environ()
-    apps = {"starter": create_app(), "bare": bare}
+    # A configured key, as the bare app has: no key file is made or read.
+    apps = {"starter": create_app({"SECRET_KEY": "bench " * 8}), "bare": bare}
     times = {name: [] for name in apps}
     for _ in range(args.rounds):
         for name, app in apps.items():
