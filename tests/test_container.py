@@ -146,6 +146,13 @@ def test_the_image_serves_as_an_unprivileged_user(container):
     assert user == "10001:10001"
 
 
+def test_the_code_is_compiled_in_the_image(container):
+    # It cannot be compiled where it runs (read-only), so it is in the image.
+    for folder in ("app", "ops"):
+        cached = podman("exec", container, "ls", f"/app/{folder}/__pycache__")
+        assert "__init__.cpython-" in cached, folder
+
+
 def test_stop_lets_the_request_in_flight_finish(container):
     assert fetch(container)  # up
     slow = subprocess.Popen(
@@ -213,7 +220,15 @@ def test_no_secret_and_no_local_file_gets_into_the_image(image):
         look,
         check=False,
     )
-    names = ["app", "config.py", "gunicorn.conf.py", "ops", "venv", "wsgi.py"]
+    names = [
+        "__pycache__",
+        "app",
+        "config.py",
+        "gunicorn.conf.py",
+        "ops",
+        "venv",
+        "wsgi.py",
+    ]
     assert found.split() == names
 
 
