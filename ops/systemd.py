@@ -92,15 +92,16 @@ def main(argv):
     from ops import serverctl, settings
     from ops.serverctl import Failure
 
-    if argv[1:2] == ["drain"] and len(argv) <= 3:
-        if argv[2:]:  # no MAINPID: the server has ended already, restart at once
-            drain()
-        return 0
-    if len(argv) != 4 or argv[1] != "reload" or not argv[2].isdigit():
+    reloading = argv[1:2] == ["reload"] and len(argv) == 4 and argv[2].isdigit()
+    draining = argv[1:2] == ["drain"] and len(argv) <= 3
+    if not (reloading or draining):
         serverctl.warn("usage: systemd.py reload MAINPID PIDFILE | drain [MAINPID]")
         return 2
     try:
-        reload(int(argv[2]), Path(argv[3]))
+        if reloading:
+            reload(int(argv[2]), Path(argv[3]))
+        elif len(argv) == 3:  # no MAINPID: the server has ended, restart at once
+            drain()
     except (Failure, settings.SettingError) as error:
         serverctl.warn(f"error: {error}")
         return 1

@@ -1,19 +1,20 @@
 """deploy/myapp@.service and myapp@.socket under a real systemd: the project
 installed in a Debian 12 container as deploy/README.md says, offline, from
-the wheels of the README's `pip download` route, and driven with systemctl."""
+the wheels of the README's `pip download` route, and driven with systemctl;
+and ops/systemd.py's drain command on its own, wherever the tests run."""
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from tests import nspawn
 from tests.conftest import PROJECT, copy_project
 
-pytestmark = [
-    pytest.mark.lifecycle,
-    pytest.mark.skipif(bool(nspawn.missing()), reason=nspawn.missing() or "-"),
-]
+pytestmark = pytest.mark.lifecycle
 
 UNIT = "myapp@5000"
 URL = "http://127.0.0.1:5000"
@@ -46,6 +47,8 @@ systemctl enable --now {UNIT}.socket {UNIT}
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory):
     """A container with the project installed and myapp@5000 started."""
+    if nspawn.missing():
+        pytest.skip(nspawn.missing())
     stage = tmp_path_factory.mktemp("stage")
     copy_project(stage / "project")
     with open(stage / "project" / "wsgi.py", "a") as wsgi:
@@ -194,3 +197,39 @@ def test_the_unit_is_sandboxed(machine):
     level = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", out)[1])
     assert level <= 1.5, out
     assert get(machine)[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "drained"),
+    [
+        (["drain", "42"], 0, True),
+        (["drain"], 0, False),
+        (["drain", "1", "2"], 2, False),
+    ],
+)
+def test_the_drain_command(tmp_path, arguments, code, drained):
+    env = dict(os.environ, RUNTIME_DIRECTORY=str(tmp_path), DRAIN_SECONDS="1")
+    env["PORT"] = "5123"
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "ops" / "systemd.py"), *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == code, result.stderr
+    assert (tmp_path / "app-5123.drain").exists() == drained
+
+
+def test_a_drain_that_cannot_write_is_one_line(tmp_path):
+    env = dict(os.environ, RUNTIME_DIRECTORY=str(tmp_path / "gone"), DRAIN_SECONDS="1")
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "ops" / "systemd.py"), "drain", "42"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot write ")
+    assert len(result.stderr.splitlines()) == 1
