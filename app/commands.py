@@ -20,6 +20,8 @@ def show_settings():
     server = settings.read(strict=False, sources=sources)
     click.echo("Server settings (start.sh, gunicorn.conf.py; no prefix):")
     for name, value in server.items():
+        if isinstance(value, bool):  # a switch, written on or off as in .env
+            value = "on" if value else "off"
         click.echo(line(name, value, sources[name]))
     click.echo("App settings (app.config; FLASK_<NAME> in .env or the environment):")
     sources = current_app.extensions["settings_sources"]

@@ -46,7 +46,7 @@ def main(argv):
     commands["reopen-logs"] = reopen_logs
     name, options = (argv[1:2] or [""])[0], argv[2:]
     if name not in commands or options not in ([], ["--all"][: name == "stop"]):
-        warn(f"usage: serverctl.py {' | '.join(commands)} | stop --all")
+        warn("usage: sh start.sh | sh stop.sh [--all] | sh restart.sh | sh status.sh")
         return 2
     os.environ.pop(settings.RECORD_VARIABLE, None)  # meant for gunicorn only
     # A TERM, or a closed terminal, stops a script as Ctrl-C does: undoing its step.
@@ -96,6 +96,8 @@ def stop(everything=None):
     values = settings.read(strict=False)
     with folder_lock(values):
         ports = [port for port, _ in records()] if everything else [values["PORT"]]
+        if not ports:
+            say(f"{APP} is not running")
         drain([port for port in ports if running(port)], values["DRAIN_SECONDS"])
         for port in ports:
             pid = running(port)

@@ -278,6 +278,7 @@ def test_flask_settings_lists_values_and_layers_with_secrets_masked(
         f"  PORT = 5005  [{project / '.env'}]",
         "  WEB_CONCURRENCY = 3  [the environment]",
         "  HOST = 127.0.0.1  [default]",
+        "  ACCESS_LOG = on  [default]",
         f"  TRUSTED_HOSTS = ['a.example']  [FLASK_TRUSTED_HOSTS in {project / '.env'}]",
         f"  SECRET_KEY = ********  [{project / 'instance' / 'config.py'}]",
         "  TRUSTED_PROXIES = 0  [config.py]",

@@ -88,6 +88,12 @@ def test_stop_names_the_server_of_an_old_port(started, free_port):
     assert started.servers() == []
 
 
+def test_stop_all_with_none_running_says_so(site):
+    result = site.run("stop.sh", "--all")
+    assert result.returncode == 0
+    assert result.stdout == f"{site.path.name} is not running\n"
+
+
 def test_stop_all_stops_every_server(started, free_port):
     second = free_port()
     assert started.run("start.sh", PORT=str(second)).returncode == 0
@@ -123,7 +129,9 @@ def test_stop_also_ends_a_new_master_left_by_a_reload(started):
 def test_an_unknown_option_shows_the_usage_and_does_nothing(site, script, option):
     result = site.run(script, option)
     assert result.returncode == 2
-    assert result.stderr.startswith("usage: ")
+    assert result.stderr == (
+        "usage: sh start.sh | sh stop.sh [--all] | sh restart.sh | sh status.sh\n"
+    )
     assert site.servers() == []
 
 
