@@ -398,6 +398,8 @@ def holder(port):
         found = {
             int(pid): name for name, pid in re.findall(r'"([^"]+)",pid=(\d+)', out)
         }
+        if not found:  # ss names no process of another user (unless root)
+            return "another program" if out.strip() else None
         if len(found) > 1:
             found.pop(1, None)  # systemd, holding a socket unit's socket too
         # Name the parent of them all (a master, rather than one of its workers).

@@ -85,9 +85,10 @@ def read(strict=True, sources=None):
         print(f"warning: {error}; reading none of it meanwhile", file=sys.stderr)
         dotenv = {}
     for name in dotenv:
-        # 0.75: a swap of two letters in a short name (PROT) is caught, while
-        # the app's own variables (DATABASE_URL, HOSTNAME) are not taken for one.
-        near = difflib.get_close_matches(name, SETTINGS, n=1, cutoff=0.75)
+        # Close (0.85), or two neighbouring letters swapped in a short name
+        # (PROT); the app's own variables (APP_LOG_LEVEL, DB_PORT) are not.
+        near = difflib.get_close_matches(name, SETTINGS, n=1, cutoff=0.85)
+        near = near or [known for known in SETTINGS if swapped(name, known)]
         if near and name not in SETTINGS:
             error = f"{name} in {PROJECT / '.env'} is not a setting"
             error += f": did you mean {near[0]}?"
@@ -119,6 +120,14 @@ def source(name, dotenv):
     if filed:
         return filed, str(PROJECT / ".env")
     return SETTINGS[name][0], "default"
+
+
+def swapped(name, known):
+    """Say whether name is known with two neighbouring letters swapped."""
+    return len(name) == len(known) and any(
+        name == known[:i] + known[i + 1] + known[i] + known[i + 2 :]
+        for i in range(len(known) - 1)
+    )
 
 
 def read_one(name):

@@ -93,7 +93,8 @@ def main(argv):
     from ops.serverctl import Failure
 
     reloading = argv[1:2] == ["reload"] and len(argv) == 4 and argv[2].isdigit()
-    draining = argv[1:2] == ["drain"] and len(argv) <= 3
+    draining = argv[1:2] == ["drain"] and all(pid.isdigit() for pid in argv[2:3])
+    draining = draining and len(argv) <= 3
     if not (reloading or draining):
         serverctl.warn("usage: systemd.py reload MAINPID PIDFILE | drain [MAINPID]")
         return 2

@@ -16,7 +16,7 @@ fi
 # With no way to the index, say in one line which tool is missing.
 if ! missing=$("$bin/python" -m pip install --no-index -r requirements-dev.txt 2>&1 >/dev/null); then
     missing=$(printf '%s\n' "$missing" | sed -n 's/.*No matching distribution found for //p')
-    if ! out=$("$bin/python" -m pip install -q --retries 1 --timeout 15 -r requirements-dev.txt 2>&1); then
+    if ! out=$("$bin/python" -m pip install -q --retries 1 --timeout "${PIP_DEFAULT_TIMEOUT:-15}" -r requirements-dev.txt 2>&1); then
         case "$out" in
         *Retrying*) printf 'error: %s of requirements-dev.txt is not installed and the package index cannot be reached: %s\n' \
             "${missing:-a tool}" "connect, or install from wheels (README: Offline environments)" >&2 ;;

@@ -109,7 +109,9 @@ def test_a_misspelt_server_setting_in_the_env_file_names_the_right_one(
 
 
 def test_the_apps_own_variables_in_the_env_file_are_no_misspelling(env_file):
-    env_file.write_text("DATABASE_URL=sqlite://\nHOSTNAME=web1\nLOG_DIR=/var/log\n")
+    names = "DATABASE_URL HOSTNAME LOG_DIR APP_LOG_LEVEL SQL_LOG_LEVEL DB_PORT"
+    names += " ACCESS_LOG_FILE CONCURRENCY POSTGRES_PORT APP_HOST REDIS_HOST"
+    env_file.write_text("".join(f"{name}=1\n" for name in names.split()))
     settings.read()
 
 

@@ -5,9 +5,15 @@ import json
 import os
 import re
 import signal
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-from tests.conftest import listening
+import pytest
+
+from tests.conftest import listening, wait_until, without_root_powers
 
 
 def test_not_running(site):
@@ -109,3 +115,37 @@ def test_an_env_file_that_is_not_utf8_warns_but_reports(started):
     assert result.returncode == 0, result.stderr
     assert "cannot be read: 'utf-8' codec" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_port_held_by_another_program_is_named(site):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", site.port))
+        taken.listen()
+        result = site.run("status.sh")
+    me = f"{Path('/proc/self/comm').read_text().strip()} (pid {os.getpid()})"
+    assert result.returncode == 3
+    assert result.stdout == (
+        f"{site.path.name} on port {site.port}: not running; port {site.port} "
+        f"is in use by {me}\n"
+    )
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="another user's process needs root")
+def test_a_port_held_by_another_users_program_is_still_reported(site):
+    stranger = subprocess.Popen(
+        ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]
+        + [sys.executable, "-m", "http.server", str(site.port), "-b", "127.0.0.1"],
+        cwd="/",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: listening(site.port), "the stranger to listen")
+        # Without the power to read other users' processes, ss names none.
+        prefix = without_root_powers("sys_ptrace", "dac_read_search")
+        result = site.run("status.sh", prefix=prefix)
+    finally:
+        stranger.kill()
+        stranger.wait()
+    assert result.returncode == 3
+    assert result.stdout.endswith("is in use by another program\n"), result.stdout

@@ -205,6 +205,7 @@ def test_the_unit_is_sandboxed(machine):
         (["drain", "42"], 0, True),
         (["drain"], 0, False),
         (["drain", "1", "2"], 2, False),
+        (["drain", "abc"], 2, False),
     ],
 )
 def test_the_drain_command(tmp_path, arguments, code, drained):
