@@ -7,13 +7,12 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import listening, wait_until, without_root_powers
+from tests.conftest import listening, without_root_powers
 
 
 def test_not_running(site):
@@ -132,15 +131,16 @@ def test_a_port_held_by_another_program_is_named(site):
 
 @pytest.mark.skipif(os.getuid() != 0, reason="another user's process needs root")
 def test_a_port_held_by_another_users_program_is_still_reported(site):
-    stranger = subprocess.Popen(
-        ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]
-        + [sys.executable, "-m", "http.server", str(site.port), "-b", "127.0.0.1"],
-        cwd="/",
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # The listening socket handed to a process of another user, here only.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", site.port))
+        taken.listen()
+        stranger = subprocess.Popen(
+            ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]
+            + ["sleep", "60"],
+            pass_fds=[taken.fileno()],
+        )
     try:
-        wait_until(lambda: listening(site.port), "the stranger to listen")
         # Without the power to read other users' processes, ss names none.
         prefix = without_root_powers("sys_ptrace", "dac_read_search")
         result = site.run("status.sh", prefix=prefix)
