@@ -1,57 +1,130 @@
-"""gunicorn settings. gunicorn reads this file from the project folder by itself.
+"""gunicorn settings, and the one reader of the server's settings.
 
-HOST, PORT, WEB_CONCURRENCY, LOG_LEVEL, GRACEFUL_TIMEOUT and ACCESS_LOG come
-from the environment or .env (ops/settings.py); under start.sh, from the record
-start.sh or restart.sh checked and wrote. Nothing of the app is imported here:
-this file must load even when the app is broken, so that the error reaches the
-log. In the foreground (systemd, containers) logs go to stderr and access lines
-to stdout; under start.sh, to files in logs/.
+gunicorn reads this file from the project folder by itself; the scripts
+(ops/ctl.py) and `flask settings` run it to learn the settings. Each one comes
+from the environment, else .env, else its default. gunicorn stops on a bad
+value with one line naming it; the scripts decide for themselves (a stop works
+whatever .env holds). Nothing of the app is imported here: this file must load
+even when the app is broken, so that the error reaches the log. In the
+foreground (systemd, containers) the log is stderr and stdout; the scripts
+send both to logs/app-PORT.log.
 """
 
 import contextlib
+import difflib
 import gc
 import os
+import re
 import sys
+import types
+from pathlib import Path
 
-from gunicorn import glogging
+PROJECT = Path(__file__).resolve().parent
+# A worker's answer at /health/ping names its master and address (see below).
+PING, MASTER_HEADER = "/health/ping", "X-Master"
+LEVELS = ("debug", "info", "warning", "error", "critical")
 
-from ops import jsonlog, settings
-from ops.systemd import pre_exec  # noqa: F401 (a hook: under systemd, for USR2)
+# name: (default, what a value may be: a range of whole numbers, the words
+# allowed, or a pattern)
+SETTINGS = {
+    "HOST": ("127.0.0.1", re.compile(r"[A-Za-z0-9.:\-]+|\[[0-9A-Fa-f:.]+\]")),
+    "PORT": ("5000", range(1, 65536)),
+    "WEB_CONCURRENCY": ("2", range(1, 65)),
+    "LOG_LEVEL": ("info", LEVELS),
+    "LOG_FORMAT": ("text", ("text", "json")),
+    "ACCESS_LOG": ("on", ("on", "off")),
+    "HEALTH_ACCESS_LOG": ("on", ("on", "off")),
+    "GRACEFUL_TIMEOUT": ("30", range(1, 3601)),
+    "START_TIMEOUT": ("30", range(1, 3601)),
+    "DRAIN_SECONDS": ("0", range(0, 3601)),
+}
 
-try:
-    record = settings.launched_by_start()
-    values = record["settings"] if record else settings.read()
-    if record and "GUNICORN_PID" in os.environ:  # a new master, by a USR2
-        # restart.sh puts the new settings there; without them, no reload is
-        # under way (a stray or late USR2), and the old master must stay alone.
-        values = record.get("next") or sys.exit(
-            "error: new code comes by sh restart.sh"
-        )
-except (OSError, ValueError, KeyError, settings.SettingError) as error:
-    # A HUP has the running master read this file again, and an error here
-    # would stop it: it keeps the settings it has (a restart checks them).
-    if settings.in_force is None:  # at the start: one line, not a traceback
-        sys.exit(f"{type(error).__name__}: {error}")
-    print(f"warning: {error}; keeping the settings in force", file=sys.stderr)
-    record, values = settings.in_force
-settings.in_force = record, values
+
+def checked(name, text):
+    """Return text as the value of setting name; raise ValueError saying
+    what the value may be."""
+    allowed = SETTINGS[name][1]
+    if isinstance(allowed, range):
+        if text.isascii() and text.isdigit() and int(text) in allowed:
+            return int(text)
+        raise ValueError(f"use a whole number from {allowed[0]} to {allowed[-1]}")
+    if isinstance(allowed, tuple):
+        if text.lower() in allowed:
+            return text.lower()
+        raise ValueError(f"use one of {', '.join(allowed)}")
+    if allowed.fullmatch(text):
+        return text.strip("[]")
+    raise ValueError("use an address such as 127.0.0.1, or 0.0.0.0 for all")
+
+
+def env_file():
+    """Return the variables of the project's .env, {} when there is none."""
+    if not (PROJECT / ".env").is_file():
+        return {}
+    from dotenv import dotenv_values  # about 20 ms: only when there is a .env
+
+    return dotenv_values(PROJECT / ".env")
+
+
+def read(environ):
+    """Return the settings, where each came from, and the problems found, one
+    line each: a bad value is replaced by its default, and the caller decides
+    whether to go on."""
+    filed_in, dotenv, problems = str(PROJECT / ".env"), {}, []
+    try:
+        dotenv = env_file()
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(f"{filed_in} cannot be read: {error}")
+    for name in dotenv.keys() - SETTINGS.keys():
+        # Close to a setting's name, or its letters in another order (PROT); the
+        # app's own variables (APP_LOG_LEVEL, DB_PORT) are neither.
+        near = difflib.get_close_matches(name, SETTINGS, n=1, cutoff=0.85)
+        near += [known for known in SETTINGS if sorted(known) == sorted(name)]
+        if near:
+            problems.append(f"{name} in {filed_in} is not a setting: {near[0]}?")
+    values, sources = {}, {}
+    for name, (default, _) in SETTINGS.items():
+        given, filed = environ.get(name, "").strip(), (dotenv.get(name) or "").strip()
+        if given and given != filed:  # the same in both: `flask` copied .env
+            text, sources[name] = given, "the environment"
+        else:
+            text, sources[name] = (filed, filed_in) if filed else (default, "default")
+        try:
+            values[name] = checked(name, text)
+        except ValueError as error:
+            problems.append(f"{name}={text!r} in {sources[name]}: {error}")
+            values[name], sources[name] = checked(name, default), "default"
+    return values, sources, problems
+
+
+values, sources, problems = read(os.environ)
+# A HUP runs this file again in the running master, where an exit would stop
+# the server: there a bad value keeps the settings in force, with a warning.
+in_force = sys.modules.setdefault("server_settings", types.ModuleType("in_force"))
+if problems and __name__ == "__config__":  # gunicorn's name for this file
+    if not hasattr(in_force, "values"):
+        sys.exit(f"error: {problems[0]}")
+    print(f"warning: {problems[0]}; the settings in force stay", file=sys.stderr)
+    values = in_force.values
+if hasattr(in_force, "values"):  # a HUP: its pidfile and log need their folders
+    for folder in ("run", "logs"):
+        with contextlib.suppress(OSError):
+            (PROJECT / folder).mkdir(0o700, exist_ok=True)
+in_force.values = values
 
 wsgi_app = "wsgi:app"
 # Always set: without it gunicorn binds 0.0.0.0:$PORT whenever PORT is set.
-bind = settings.bind_address(values)
-
-# gthread, 2 workers x 4 threads: it and 2 x 2 were the two fastest simple
-# setups on 2 cores, within a few percent of each other (bench/run.py, README
-# "Performance"): 5,600 requests/s, against 4,900-5,300 for 2 to 5 sync workers
-# and 2,100 for 1 x 4 (one worker is one core).
-# Threads keep connections alive and are not blocked by one slow client as sync
-# workers are. Scale workers with cores, about 1 per core (WEB_CONCURRENCY); add
-# threads for apps that wait on I/O (databases, HTTP calls).
+bind = f"[{values['HOST']}]" if ":" in values["HOST"] else values["HOST"]
+bind += f":{values['PORT']}"
+# gthread, 2 workers x 4 threads: with 2 x 2, the fastest simple setup on 2
+# cores (docs: performance). Threads keep connections alive and are not held
+# by one slow client as sync workers are. About 1 worker per core
+# (WEB_CONCURRENCY); more threads for apps that wait on databases or HTTP calls.
 worker_class = "gthread"
 workers = values["WEB_CONCURRENCY"]
 threads = 4
-# Idle keep-alive connections are closed after this many seconds; a proxy in
-# front must use a shorter upstream keep-alive timeout (deploy/nginx-site.conf).
+# Idle keep-alive connections close after this many seconds; a proxy in front
+# must use a shorter upstream keep-alive timeout (deploy/nginx-site.conf).
 keepalive = 5
 # Seconds a stopping or replaced worker has to finish its requests.
 graceful_timeout = values["GRACEFUL_TIMEOUT"]
@@ -67,115 +140,83 @@ os.environ.pop("FLASK_DEBUG", None)
 control_socket_disable = True
 # The workers' heartbeat files in memory: a read-only container has no /tmp.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# The server's files (logs, pidfiles) are readable by its group at most,
+# whatever the umask it was started with.
+os.umask(0o027)
+# While stop.sh drains the server, /health/ready answers 503 (app/health.py).
+# Under systemd, in the unit's runtime folder: the project is read-only there.
+run = os.environ.get("RUNTIME_DIRECTORY", f"{PROJECT}/run")
+os.environ["DRAIN_FILE"] = f"{run}/app-{values['PORT']}.drain"
 
-# One format for gunicorn's lines and the app's (keep in step with app/log.py).
-# gunicorn's own lines have no request id: the default "-" stands in.
+# One format for the app's lines and gunicorn's, defined in app/log.py: named
+# here, not imported (gunicorn imports it as it sets logging up).
 loglevel = values["LOG_LEVEL"]
+accesslog = None  # the access lines take the handler below instead
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+style = "JsonFormatter" if values["LOG_FORMAT"] == "json" else "Formatter"
+handler = {"class": "app.log.Handler", "formatter": "line"}
+access = {"handlers": ["stdout"] if values["ACCESS_LOG"] == "on" else []}
+access["filters"] = ["no_probes"] if values["HEALTH_ACCESS_LOG"] == "off" else []
 logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"line": {"()": f"app.log.{style}"}},
+    "filters": {"no_probes": {"()": lambda: no_probes}},
+    "handlers": {
+        "stderr": dict(handler, stream="ext://sys.stderr"),
+        "stdout": dict(handler, stream="ext://sys.stdout"),
+    },
     "root": {"level": loglevel.upper(), "handlers": ["stderr"]},
     "loggers": {
-        "gunicorn.error": {
-            "level": loglevel.upper(),
-            "handlers": ["stderr"],
-            "propagate": False,
-        },
-    },
-    "handlers": {
-        "stderr": {
-            "class": "logging.StreamHandler",
-            "formatter": "line",
-            "stream": "ext://sys.stderr",
-        },
-    },
-    "formatters": {
-        "line": {
-            "()": "logging.Formatter",
-            "fmt": "%(asctime)s %(levelname)s [%(process)d] [%(request_id)s] "
-            "%(name)s: %(message)s",
-            "defaults": {"request_id": "-"},
-        },
+        "gunicorn.error": {"handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": dict(access, propagate=False),
     },
 }
-json_lines = values.get("LOG_FORMAT") == "json"  # ops/jsonlog.py
-if json_lines:
-    logconfig_dict["formatters"]["line"] = {"()": "ops.jsonlog.JsonFormatter"}
-# Access lines: time, client, request, status, bytes, duration, request id.
-access_log_format = '%(t)s %(h)s "%(r)s" %(s)s %(b)s %(M)sms %({x-request-id}o)s'
-if record:
-    # start.sh: the pidfile and both logs under run/ and logs/, one set per port;
-    # print() and anything written to stderr go to the log too.
-    port = values["PORT"]
-    for folder in settings.RUN, settings.LOGS:  # on a HUP, gunicorn needs them
-        with contextlib.suppress(OSError):
-            folder.mkdir(exist_ok=True)
-    pidfile = str(settings.pidfile(port))
-    errorlog = str(settings.error_log(port))
-    capture_output = True
-    accesslog = str(settings.access_log(port)) if values["ACCESS_LOG"] else None
-else:
-    # In the foreground: access lines to stdout (the journal under systemd).
-    accesslog = "-" if values["ACCESS_LOG"] else None
 
 
-class Logger(glogging.Logger):
-    """gunicorn's logger, minus the access line work when there is no access log.
-
-    With logconfig_dict set, gunicorn builds every access line even when no file
-    takes it: about 50 µs, a sixth of the CPU time of the ping, on 2 cores.
-    """
-
-    def setup(self, cfg):
-        """gunicorn's setup; with LOG_FORMAT=json, access lines as JSON too."""
-        super().setup(cfg)
-        for handler in self.access_log.handlers if json_lines else ():
-            handler.setFormatter(jsonlog.JsonFormatter())
-
-    def access(self, resp, req, environ, request_time):
-        """Log the request only when an access log file is set, and a health
-        probe's only when HEALTH_ACCESS_LOG is on."""
-        probe = environ.get("PATH_INFO", "").startswith("/health/")
-        if not self.cfg.accesslog or probe and not values.get("HEALTH_ACCESS_LOG", 1):
-            return
-        if not json_lines:
-            super().access(resp, req, environ, request_time)
-            return
-        atoms = self.atoms_wrapper_class(self.atoms(resp, req, environ, request_time))
-        fields = jsonlog.access_fields(atoms)
-        line = f"{fields['method']} {fields['path']} {fields['status']}"
-        self.access_log.info(line, extra={"access": fields})
-
-
-logger_class = Logger
+def no_probes(record):
+    """Leave health probes out of the access log (HEALTH_ACCESS_LOG=off)."""
+    return not record.args["U"].startswith("/health/")
 
 
 def when_ready(server):
     """Hide the preloaded app's objects from the garbage collector before the
     workers fork (Python's gc docs advise it for fork without exec): a worker's
     collections, and its exit, then never touch, and so copy, the memory it
-    shares with the master. A stop takes about 0.15 s less.
-
-    Then fork every worker at once: gunicorn waits up to 0.1 s at random after
-    each fork, which with the app preloaded spreads out nothing, and start.sh
-    waits for the last worker (about 50 ms less, README "Performance")."""
+    shares with the master. A stop takes about 0.15 s less."""
     gc.freeze()
-    for _ in range(server.num_workers - len(server.WORKERS)):
-        server.spawn_worker()
 
 
 def post_worker_init(worker):
-    """Have /health/ping answers name the master of the worker that answered:
-    while a new master starts beside the old one, both share the socket, and
-    restart.sh retires the old one only once the new one's workers answer."""
-    app = worker.wsgi
+    """Have /health/ping answers name the worker's master and its address:
+    during a reload two masters share the socket, and ops/ctl.py retires the
+    old one only once a worker of the new one answers."""
+    app, address = worker.wsgi, worker.sockets[0].getsockname()[0]
+    mark = (MASTER_HEADER, f"{worker.ppid} {address}")
 
-    def named(environ, start_response):
-        if environ.get("PATH_INFO") != "/health/ping":
+    def start_response_marked(environ, start_response):
+        if environ.get("PATH_INFO") != PING:
             return app(environ, start_response)
+        return app(
+            environ,
+            lambda status, headers, *exc_info: start_response(
+                status, [*headers, mark], *exc_info
+            ),
+        )
 
-        def start(status, headers, exc_info=None):
-            headers.append((settings.MASTER_HEADER, str(worker.ppid)))
-            return start_response(status, headers, exc_info)
+    worker.wsgi = start_response_marked
 
-        return app(environ, start)
 
-    worker.wsgi = named
+def pre_exec(server):
+    """Under systemd, in the new master of a reload just before its exec: put
+    the sockets systemd passed back at fds 3, 4... gunicorn 27 has moved them,
+    yet tells the new master LISTEN_FDS as if they were still there."""
+    if server.systemd:
+        import fcntl
+
+        fds = [listener.fileno() for listener in server.LISTENERS]
+        parked = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + len(fds)) for fd in fds]
+        for fd in fds:
+            os.set_inheritable(fd, False)
+        for number, fd in enumerate(parked):
+            os.dup2(fd, 3 + number, inheritable=True)

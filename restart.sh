@@ -9,4 +9,4 @@ set -eu
 script=$(readlink -f -- "$0" 2>/dev/null || printf '%s' "$0")
 # shellcheck source=ops/common.sh
 . "$(dirname -- "$script")/ops/common.sh"
-serverctl restart "$@"
+ctl restart "$@"

@@ -7,4 +7,4 @@ set -eu
 script=$(readlink -f -- "$0" 2>/dev/null || printf '%s' "$0")
 # shellcheck source=ops/common.sh
 . "$(dirname -- "$script")/ops/common.sh"
-serverctl stop "$@"
+ctl stop "$@"

@@ -3,10 +3,10 @@
 import sys
 
 from app import create_app
-from ops.settings import SettingError
+from app.config import ConfigError
 
 try:
     app = create_app()
-except SettingError as error:
+except ConfigError as error:
     # One line that names the setting, where a traceback would bury it.
     sys.exit(f"{type(error).__name__}: {error}")

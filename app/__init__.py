@@ -1,11 +1,11 @@
-"""The application factory: create_app() builds the app, step by step."""
+"""The application factory: create_app() builds the app, step by step.
+
+The app's modules are imported inside create_app, as in Flask's tutorial:
+gunicorn.conf.py names app/log.py, and importing it must not import every
+blueprint (a broken one would then stop gunicorn before it logs why).
+"""
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from app import body, commands, errors, health, request_id
-from app.config import ensure_secret_key, load_config
-from app.log import init_logging
 
 
 def create_app(test_config=None, instance_path=None, env_file=None):
@@ -14,6 +14,12 @@ def create_app(test_config=None, instance_path=None, env_file=None):
     test_config overrides every other settings layer; instance_path and env_file
     let tests use their own instance folder and .env instead of the project's.
     """
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from app import body, commands, errors, health, request_id
+    from app.config import ensure_secret_key, load_config
+    from app.log import init_logging
+
     init_logging()
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     app.request_class = health.Request  # health probes skip host checking

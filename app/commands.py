@@ -1,12 +1,13 @@
 """`flask settings`: every setting in force, its value and where it came from."""
 
 import re
+import runpy
+from pathlib import Path
 
 import click
 from flask import current_app
 
 from app.config import is_secret
-from ops import settings
 
 
 def init_app(app):
@@ -16,13 +17,15 @@ def init_app(app):
 
 def show_settings():
     """Print every setting in force, its value and where it came from."""
-    sources = {}
-    server = settings.read(strict=False, sources=sources)
+    # The server's settings have one reader, gunicorn.conf.py: run it.
+    server = runpy.run_path(
+        str(Path(current_app.root_path).parent / "gunicorn.conf.py")
+    )
+    for problem in server["problems"]:
+        click.echo(f"warning: {problem}; using the default meanwhile", err=True)
     click.echo("Server settings (start.sh, gunicorn.conf.py; no prefix):")
-    for name, value in server.items():
-        if isinstance(value, bool):  # a switch, written on or off as in .env
-            value = "on" if value else "off"
-        click.echo(line(name, value, sources[name]))
+    for name, value in server["values"].items():
+        click.echo(line(name, value, server["sources"][name]))
     click.echo("App settings (app.config; FLASK_<NAME> in .env or the environment):")
     sources = current_app.extensions["settings_sources"]
     for key in sorted(current_app.config):

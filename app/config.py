@@ -13,6 +13,7 @@ dicts as JSON. Any problem raises ConfigError, one line naming the key, the
 layer it came from, and what is expected.
 """
 
+import contextlib
 import difflib
 import json
 import os
@@ -26,7 +27,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from ops.settings import FALSE_WORDS, SETTINGS, TRUE_WORDS, SettingError
+# The words a switch (true or false) may be, as in gunicorn.conf.py.
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
 
 # The flask command's own variables: they steer the command, never the config.
 CLI_VARIABLES = {"APP", "DEBUG", "ENV", "ENV_FILE", "SKIP_DOTENV"}
@@ -55,7 +58,7 @@ FLASK_TYPES = {
 }
 
 
-class ConfigError(SettingError):
+class ConfigError(Exception):
     """A setting that cannot be used; the message names the key and its source."""
 
 
@@ -83,15 +86,12 @@ def load_config(app, test_config=None, env_file=None):
                     f"{source}: DEBUG is not a setting here; "
                     "debug mode comes only from `flask run --debug`"
                 )
-            if key in SETTINGS:
-                raise ConfigError(
-                    f"{source}: {key} is a server setting: set it without FLASK_"
-                )
             if key not in kinds:
                 near = difflib.get_close_matches(key, kinds, n=1)
                 hint = f"did you mean {near[0]}? Or " if near else ""
                 raise ConfigError(
-                    f"{source}: {key} is not a setting; {hint}declare it in config.py"
+                    f"{source}: {key} is not a setting; {hint}declare it in "
+                    "config.py (server settings, such as PORT, take no FLASK_)"
                 )
             app.config[key] = convert(key, value, kinds[key], source)
             sources[key] = source
@@ -211,10 +211,21 @@ def parse(text, kind):
 def ensure_secret_key(app):
     """Use the configured SECRET_KEY, else the one in instance/secret_key, which
     the first start (by any entry point) makes: every later start, reload and
-    server of this folder then signs alike, and sessions survive restarts."""
-    if app.config["SECRET_KEY"]:
+    server of this folder then signs alike, and sessions survive restarts. A
+    key configured empty is refused: it would sign with one nobody chose."""
+    key, source = app.config["SECRET_KEY"], app.extensions["settings_sources"]
+    if isinstance(key, (str, bytes)) and not key.strip():
+        raise ConfigError(
+            f"{source['SECRET_KEY']}: SECRET_KEY is empty: give FLASK_SECRET_KEY a "
+            "key, or remove it (one is then made in instance/secret_key)"
+        )
+    instance = Path(app.instance_path)
+    if instance.is_dir() and instance.stat().st_uid == os.geteuid():
+        with contextlib.suppress(OSError):  # it holds secrets, whatever the umask
+            instance.chmod(instance.stat().st_mode & 0o700)
+    if key:
         return
-    path = Path(app.instance_path) / KEY_FILE
+    path = instance / KEY_FILE
     if not path.exists():
         make_key_file(path)
         app.logger.info("no SECRET_KEY configured: made one in %s", path)
@@ -231,7 +242,7 @@ def make_key_file(path):
     reader ever sees a half-written file and the first writer wins."""
     draft = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{KEY_FILE}.")
         with os.fdopen(fd, "w") as file:
             file.write(secrets.token_hex(32) + "\n")

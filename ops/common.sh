@@ -1,33 +1,49 @@
 # shellcheck shell=sh
 # Sourced by start.sh, stop.sh, restart.sh and status.sh (POSIX sh): finds the
-# project folder and the Python environment that has gunicorn, then hands over
-# to ops/serverctl.py, which knows the settings, each server's record and logs,
-# and how to tell our server from any other process.
+# project folder and the Python environment that has gunicorn, then runs one
+# command of ops/ctl.py, which does the work.
 
 # $script is the path of the script that sources this file, symlinks resolved.
 # shellcheck disable=SC2154
 PROJECT=$(CDPATH='' cd -- "$(dirname -- "$script")" && pwd -P)
 
-# Set PYTHON to the environment that has gunicorn: the active one (venv or
-# conda), else the project's venv/ or .venv/, else gunicorn's on PATH.
+# Set ENV to the environment that has gunicorn: the active one (venv or conda),
+# else the project's venv/ or .venv/, else gunicorn's on PATH.
 find_python() {
-    for env in "${VIRTUAL_ENV:-}" "${CONDA_PREFIX:-}" "$PROJECT/venv" "$PROJECT/.venv"; do
-        if [ -n "$env" ] && [ -x "$env/bin/gunicorn" ] && [ -x "$env/bin/python" ]; then
-            PYTHON="$env/bin/python"
-            return
-        fi
+    for ENV in "${VIRTUAL_ENV:-}" "${CONDA_PREFIX:-}" "$PROJECT/venv" "$PROJECT/.venv" \
+        "$(dirname -- "$(dirname -- "$(command -v gunicorn || echo /)")")"; do
+        [ -n "$ENV" ] && [ -x "$ENV/bin/gunicorn" ] && [ -x "$ENV/bin/python" ] && return
     done
-    if gunicorn=$(command -v gunicorn) && [ -x "$(dirname -- "$gunicorn")/python3" ]; then
-        PYTHON="$(dirname -- "$gunicorn")/python3"
-        return
-    fi
     printf 'error: gunicorn not found; in %s run: %s\n' "$PROJECT" \
         "python3 -m venv venv && venv/bin/pip install -r requirements.txt" >&2
     exit 1
 }
 
-# Run one command of ops/serverctl.py (start, stop, restart or status).
-serverctl() {
+# Root runs nothing that another user could have changed: in the deploy
+# recipes the app's user owns instance/, logs/ or run/, and root would act on
+# its say. Every folder above the project, what the project and the Python
+# environment hold, must be root's and closed to others (a sticky /tmp is fine).
+refuse_strangers() {
+    [ "$(id -u)" = 0 ] || return 0
+    set -- "$PROJECT"
+    while [ "$1" != / ]; do set -- "$(dirname -- "$1")" "$@"; done
+    found=$(find -L "$@" "$PROJECT"/* "$PROJECT"/.[!.]* "$ENV" "$ENV"/* -maxdepth 0 \
+        \( ! -user 0 -o -perm /022 ! -perm -1000 \) -printf '%u %p\n' 2>/dev/null | head -n 1)
+    [ -n "$found" ] || return 0
+    owner=${found%% *}
+    if [ "$owner" = root ]; then
+        fix="chmod go-w '${found#* }'"
+    else
+        fix="runuser -u $owner -- sh $(basename -- "$script")"
+    fi
+    printf 'error: %s is open to %s, and root acts only on what no other user can change: %s\n' \
+        "${found#* }" "$([ "$owner" = root ] && echo others || echo "$owner")" "$fix" >&2
+    exit 1
+}
+
+# Run one command of ops/ctl.py (start, stop, restart or status).
+ctl() {
     find_python
-    exec "$PYTHON" "$PROJECT/ops/serverctl.py" "$@"
+    refuse_strangers
+    exec "$ENV/bin/python" "$PROJECT/ops/ctl.py" "$@"
 }

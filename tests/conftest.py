@@ -3,7 +3,6 @@ environment, and copies of the project for tests that run the real scripts."""
 
 import contextlib
 import http.client
-import json
 import os
 import re
 import shutil
@@ -28,9 +27,13 @@ SERVER_VARIABLES = (
     "PORT",
     "WEB_CONCURRENCY",
     "LOG_LEVEL",
+    "LOG_FORMAT",
     "GRACEFUL_TIMEOUT",
     "START_TIMEOUT",
     "ACCESS_LOG",
+    "HEALTH_ACCESS_LOG",
+    "DRAIN_SECONDS",
+    "DRAIN_FILE",
 )
 
 
@@ -189,25 +192,16 @@ class Site:
             connection.close()
 
     def pidfile(self, port=None):
-        """gunicorn's pidfile."""
+        """gunicorn's pidfile: the only state of a server the scripts read."""
         return self.path / "run" / f"app-{port or self.port}.pid"
 
-    def record(self, port=None):
-        """The record start.sh keeps of the server it launched."""
-        return self.path / "run" / f"app-{port or self.port}.json"
-
-    def forge_record(self, pid, port=None):
-        """Write a record of this folder naming pid, with a start time it lacks."""
-        self.record(port).parent.mkdir(exist_ok=True)
-        record = {"folder": os.path.realpath(self.path), "pid": pid, "started": "0"}
-        self.record(port).write_text(json.dumps(dict(record, settings={})))
-
     def pid(self, port=None):
-        """The master's pid, from the record."""
-        return json.loads(self.record(port).read_text())["pid"]
+        """The master's pid, from gunicorn's pidfile."""
+        return int(self.pidfile(port).read_text())
 
-    def log(self, name="app", port=None):
-        return (self.path / "logs" / f"{name}-{port or self.port}.log").read_text()
+    def log(self, port=None):
+        """The server's log: gunicorn's lines, the app's and the access lines."""
+        return (self.path / "logs" / f"app-{port or self.port}.log").read_text()
 
     def servers(self):
         """The masters of the gunicorns running in this copy (for checks and

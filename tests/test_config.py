@@ -213,6 +213,77 @@ def test_processes_racing_to_make_the_key_agree(project, python_env):
     assert keys == {(project / "instance" / "secret_key").read_text().strip()}
 
 
+@pytest.mark.parametrize("key", ["", "   "])
+@pytest.mark.parametrize("where", ["environment", "dotenv"])
+def test_an_empty_or_blank_secret_key_is_refused_naming_the_variable(
+    make_app, instance, env_file, monkeypatch, key, where
+):
+    if where == "environment":
+        monkeypatch.setenv("FLASK_SECRET_KEY", key)
+        source = "FLASK_SECRET_KEY in the environment"
+    else:
+        env_file.write_text(f'FLASK_SECRET_KEY="{key}"\n')
+        source = f"FLASK_SECRET_KEY in {env_file}"
+    with pytest.raises(ConfigError) as error:
+        make_app()
+    assert str(error.value) == (
+        f"{source}: SECRET_KEY is empty: give FLASK_SECRET_KEY a key, or remove "
+        "it (one is then made in instance/secret_key)"
+    )
+    assert not (instance / "secret_key").exists()
+
+
+def test_an_empty_secret_key_in_instance_config_is_refused(make_app, instance):
+    (instance / "config.py").write_text('SECRET_KEY = b""\n')
+    with pytest.raises(ConfigError, match="config.py: SECRET_KEY is empty: give "):
+        make_app()
+
+
+@pytest.mark.parametrize("where", ["environment", "dotenv"])
+def test_an_empty_secret_key_is_one_line_under_flask(project, python_env, where):
+    if where == "dotenv":
+        (project / ".env").write_text("FLASK_SECRET_KEY=\n")
+        source, env = f"FLASK_SECRET_KEY in {project / '.env'}", python_env
+    else:
+        source = "FLASK_SECRET_KEY in the environment"
+        env = dict(python_env, FLASK_SECRET_KEY=" ")
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "routes"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"ConfigError: {source}: SECRET_KEY is empty: give FLASK_SECRET_KEY a "
+        "key, or remove it (one is then made in instance/secret_key)\n"
+    )
+
+
+@pytest.mark.parametrize("where", ["environment", "dotenv"])
+def test_an_empty_secret_key_fails_the_start_leaving_nothing(site, where):
+    env = {"FLASK_SECRET_KEY": "  "} if where == "environment" else {}
+    if where == "dotenv":
+        (site.path / ".env").write_text('FLASK_SECRET_KEY=""\n')
+    result = site.run("start.sh", **env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: start failed: gunicorn exited (1): ")
+    assert "ConfigError: FLASK_SECRET_KEY in " in result.stderr
+    assert ": SECRET_KEY is empty: give FLASK_SECRET_KEY a key" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert site.servers() == []
+    assert not site.pidfile().exists()
+    assert not (site.path / "instance" / "secret_key").exists()
+
+
+def test_the_instance_folder_is_closed_to_others(make_app, instance):
+    instance.chmod(0o755)
+    make_app({"SECRET_KEY": "configured"})
+    assert instance.stat().st_mode & 0o777 == 0o700
+
+
 def test_an_empty_key_file_is_an_error(make_app, instance):
     (instance / "secret_key").write_text("")
     with pytest.raises(ConfigError, match="secret_key is empty: delete it"):
@@ -264,10 +335,17 @@ def test_flask_settings_lists_values_and_layers_with_secrets_masked(
 ):
     (project / ".env").write_text('PORT=5005\nFLASK_TRUSTED_HOSTS=["a.example"]\n')
     (project / "instance" / "config.py").write_text("SECRET_KEY = 'hush'\n")
+    # The server settings come from their one reader, gunicorn.conf.py.
+    conf = project / "gunicorn.conf.py"
+    text = conf.read_text()
+    assert '"START_TIMEOUT": ("30", ' in text
+    conf.write_text(
+        text.replace('"START_TIMEOUT": ("30", ', '"START_TIMEOUT": ("45", ')
+    )
     result = subprocess.run(
         [sys.executable, "-m", "flask", "settings"],
         cwd=project,
-        env=dict(python_env, WEB_CONCURRENCY="3"),
+        env=dict(python_env, WEB_CONCURRENCY="3", LOG_LEVEL="loud"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -275,10 +353,13 @@ def test_flask_settings_lists_values_and_layers_with_secrets_masked(
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     for expected in [
+        "Server settings (start.sh, gunicorn.conf.py; no prefix):",
         f"  PORT = 5005  [{project / '.env'}]",
         "  WEB_CONCURRENCY = 3  [the environment]",
         "  HOST = 127.0.0.1  [default]",
         "  ACCESS_LOG = on  [default]",
+        "  START_TIMEOUT = 45  [default]",
+        "  LOG_LEVEL = info  [default]",
         f"  TRUSTED_HOSTS = ['a.example']  [FLASK_TRUSTED_HOSTS in {project / '.env'}]",
         f"  SECRET_KEY = ********  [{project / 'instance' / 'config.py'}]",
         "  TRUSTED_PROXIES = 0  [config.py]",
@@ -286,6 +367,10 @@ def test_flask_settings_lists_values_and_layers_with_secrets_masked(
     ]:
         assert expected in lines, result.stdout
     assert "hush" not in result.stdout
+    assert result.stderr == (
+        "warning: LOG_LEVEL='loud' in the environment: use one of debug, info, "
+        "warning, error, critical; using the default meanwhile\n"
+    )
 
 
 def test_the_env_example_app_settings_load(make_app, env_file):
@@ -297,8 +382,13 @@ def test_the_env_example_app_settings_load(make_app, env_file):
 
 def test_a_server_setting_with_the_flask_prefix_says_so(make_app, monkeypatch):
     monkeypatch.setenv("FLASK_WEB_CONCURRENCY", "4")
-    with pytest.raises(ConfigError, match="WEB_CONCURRENCY is a server setting"):
+    with pytest.raises(ConfigError) as error:
         make_app()
+    assert str(error.value) == (
+        "FLASK_WEB_CONCURRENCY in the environment: WEB_CONCURRENCY is not a "
+        "setting; declare it in config.py (server settings, such as PORT, take "
+        "no FLASK_)"
+    )
 
 
 def test_a_bytes_secret_key_is_taken_and_never_shown(make_app, instance):

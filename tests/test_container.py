@@ -148,9 +148,8 @@ def test_the_image_serves_as_an_unprivileged_user(container):
 
 def test_the_code_is_compiled_in_the_image(container):
     # It cannot be compiled where it runs (read-only), so it is in the image.
-    for folder in ("app", "ops"):
-        cached = podman("exec", container, "ls", f"/app/{folder}/__pycache__")
-        assert "__init__.cpython-" in cached, folder
+    cached = podman("exec", container, "ls", "/app/app/__pycache__")
+    assert "__init__.cpython-" in cached
 
 
 def test_stop_lets_the_request_in_flight_finish(container):
@@ -225,7 +224,6 @@ def test_no_secret_and_no_local_file_gets_into_the_image(image):
         "app",
         "config.py",
         "gunicorn.conf.py",
-        "ops",
         "venv",
         "wsgi.py",
     ]

@@ -10,6 +10,7 @@ import grp
 import http.client
 import os
 import pwd
+import re
 import shutil
 import socket
 import ssl
@@ -144,7 +145,7 @@ def test_nginx_spreads_requests_over_both_instances(nginx):
     for _ in range(40):
         assert fetch(listen, tls=True)[0] == 200
     for port in ports:
-        assert "GET /health/ping" in site.log("access", port)
+        assert "GET /health/ping" in site.log(port)
 
 
 def test_nginx_fails_over_when_an_instance_stops(nginx):
@@ -193,7 +194,7 @@ def test_nginx_passes_the_clients_request_id_or_makes_one(nginx):
     assert (status, headers["X-Request-ID"]) == (200, "client-id-7")
     made = fetch(listen, tls=True)[1]["X-Request-ID"]
     assert len(made) == 32 and made != "client-id-7"
-    access = site.log("access", ports[0]) + site.log("access", ports[1])
+    access = site.log(ports[0]) + site.log(ports[1])
     assert "client-id-7" in access
 
 
@@ -204,6 +205,7 @@ def test_logrotate_loses_no_line_and_gunicorn_reopens(tmp_path, started):
     conf = read_recipe("logrotate.conf")
     user, group = user_and_group()
     conf = replace_once(conf, "su myapp myapp", f"su {user} {group}")
+    conf = replace_once(conf, "runuser -u myapp", f"runuser -u {user}")
     conf = replace_once(conf, '"/srv/myapp/venv/bin/python"', f'"{sys.executable}"')
     conf = conf.replace("/srv/myapp", str(site.path))
     (tmp_path / "logrotate.conf").write_text(conf)
@@ -233,8 +235,8 @@ def test_logrotate_loses_no_line_and_gunicorn_reopens(tmp_path, started):
     assert result.returncode == 0, result.stderr
     assert failed == [] and len(sent) == 400
 
-    access = site.path / "logs" / f"access-{site.port}.log"
-    rotated = site.path / "logs" / f"access-{site.port}.log.1"
+    access = site.path / "logs" / f"app-{site.port}.log"
+    rotated = site.path / "logs" / f"app-{site.port}.log.1"
     assert rotated.exists()
     # After USR1 new lines go to the fresh file.
     deadline = time.monotonic() + 5
@@ -244,7 +246,9 @@ def test_logrotate_loses_no_line_and_gunicorn_reopens(tmp_path, started):
         time.sleep(0.1)
     lines = (rotated.read_text() + access.read_text()).splitlines()
     logged = [
-        word for line in lines for word in line.split() if word.startswith("rot-")
+        re.search(r"\[(rot-\d+)\] gunicorn.access", line)[1]
+        for line in lines
+        if "[rot-" in line
     ]
     assert sorted(logged) == sorted(sent), "access log lines were lost or doubled"
 

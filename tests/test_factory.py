@@ -1,5 +1,6 @@
 """app/__init__.py and wsgi.py: the factory, and what gunicorn and flask load."""
 
+import re
 import subprocess
 import sys
 import time
@@ -68,15 +69,22 @@ def test_flask_run_answers_ping(project, python_env, free_port):
         server.wait(timeout=10)
 
 
+def test_a_bad_server_setting_is_no_concern_of_flask(project, python_env):
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "routes"],
+        cwd=project,
+        env=dict(python_env, LOG_LEVEL="loud", PORT="http"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "health.ping" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("command", "variable", "value", "line"),
     [
-        (
-            ["-m", "flask", "routes"],
-            "LOG_LEVEL",
-            "loud",
-            "SettingError: LOG_LEVEL='loud' in the environment: use one of",
-        ),
         (
             ["-m", "flask", "routes"],
             "FLASK_TRUSTED_HOSTS",
@@ -88,7 +96,8 @@ def test_flask_run_answers_ping(project, python_env, free_port):
             ["-m", "gunicorn"],
             "GRACEFUL_TIMEOUT",
             "soon",
-            "SettingError: GRACEFUL_TIMEOUT='soon' in the environment",
+            "error: GRACEFUL_TIMEOUT='soon' in the environment: use a whole number "
+            "from 1 to 3600",
         ),
         (
             ["-m", "gunicorn", "--bind", "127.0.0.1:0"],
@@ -111,7 +120,11 @@ def test_a_bad_setting_is_one_line_under_flask_and_gunicorn(
         timeout=60,
     )
     assert result.returncode == 1
-    lines = [text for text in result.stderr.splitlines() if "Error" in text]
+    lines = [
+        text
+        for text in result.stderr.splitlines()
+        if re.match(r"error: |\w+Error: ", text)
+    ]
     assert len(lines) == 1, result.stderr
-    assert line in lines[0]
+    assert lines[0].startswith(line)
     assert "Traceback" not in result.stderr

@@ -73,3 +73,13 @@ def test_only_the_probes_themselves_are_spared_host_checking(make_app):
     for path in ("/health//ping", "/health/ping/", "/health/"):
         answer = client.get(path, base_url="http://evil.example")
         assert answer.status_code == 400, path
+
+
+def test_ready_answers_503_while_the_server_drains(client, tmp_path, monkeypatch):
+    drain = tmp_path / "app-5000.drain"  # gunicorn.conf.py names it, stop.sh makes it
+    monkeypatch.setenv("DRAIN_FILE", str(drain))
+    assert client.get("/health/ready").status_code == 200
+    drain.touch()
+    response = client.get("/health/ready")
+    assert (response.status_code, response.json) == (503, {"status": "draining"})
+    assert client.get("/health/ping").status_code == 200, "all else is served"

@@ -1,13 +1,88 @@
-"""LOG_FORMAT=json under a real gunicorn, in the foreground and under start.sh:
-every line is one JSON object, access lines included."""
+"""LOG_FORMAT=json: app/log.py's JsonFormatter, and a real gunicorn in the
+foreground and under start.sh: every line is one JSON object, access lines
+included."""
 
 import json
-import subprocess
+import logging
+import sys
 
 import pytest
 
-from ops import serverctl
-from tests.conftest import wait_until
+from app.log import JsonFormatter
+from app.request_id import ENVIRON_KEY
+from tests.test_gunicorn_conf import foreground
+
+
+def make_record(message, *args, name="app", exc_info=None):
+    """A record of logger name, at WARNING."""
+    return logging.LogRecord(
+        name, logging.WARNING, __file__, 1, message, args or None, exc_info
+    )
+
+
+def test_a_line_is_one_object_with_time_level_logger_message_and_id(make_app):
+    app = make_app()
+    record = make_record("你好, %s\n\x1b[2J", '"quoted" \\ back')
+    with app.test_request_context(environ_overrides={ENVIRON_KEY: "r-1"}):
+        line = JsonFormatter().format(record)
+    assert "\n" not in line and "\x1b" not in line
+    assert "你好" in line, "non-ASCII stays readable"
+    entry = json.loads(line)
+    assert entry.pop("time").endswith("+00:00")
+    assert entry == {
+        "level": "WARNING",
+        "logger": "app",
+        "message": '你好, "quoted" \\ back\n\x1b[2J',
+        "request_id": "r-1",
+    }
+
+
+def test_outside_a_request_the_id_is_a_dash():
+    entry = json.loads(JsonFormatter().format(make_record("hello")))
+    assert entry["request_id"] == "-"
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "sent", "shown", "size"),
+    [
+        ("/caf\xc3\xa9", "", 15, "/café", 15),  # WSGI's latin-1 for UTF-8
+        ("/search", "q=1", None, "/search?q=1", 0),
+    ],
+)
+def test_an_access_line_has_the_fields_of_its_request(path, query, sent, shown, size):
+    atoms = {"m": "GET", "U": path, "q": query, "s": "200", "B": sent, "M": 3}
+    atoms |= {"h": "10.0.0.1", "{x-request-id}o": "id-7"}
+    record = make_record("%(m)s %(U)s", atoms, name="gunicorn.access")
+    entry = json.loads(JsonFormatter().format(record))
+    del entry["time"]
+    assert entry == {
+        "level": "WARNING",
+        "logger": "gunicorn.access",
+        "message": f"GET {path}",
+        "request_id": "id-7",
+        "method": "GET",
+        "path": shown,
+        "status": 200,
+        "bytes": size,
+        "duration_ms": 3,
+        "remote_addr": "10.0.0.1",
+    }
+
+
+def test_a_traceback_stays_inside_its_object():
+    try:
+        raise RuntimeError("boom\nsecond line")
+    except RuntimeError:
+        record = make_record("failed", exc_info=sys.exc_info())
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "failed"
+    assert entry["traceback"].startswith("Traceback (most recent call last):\n")
+    assert entry["traceback"].endswith("RuntimeError: boom\nsecond line")
+
+
+# A real server ---------------------------------------------------------------------
 
 ROUTES = """
 import logging
@@ -27,14 +102,14 @@ def boom():
 
 def lines_of(text):
     """Parse every non-empty line of text as JSON (fails on one that is not)."""
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 
-def exercise(site, port):
+def exercise(site):
     """The requests whose lines the tests look for."""
-    assert site.get("/hello", port=port)[0] == 200
-    assert site.get("/boom", port=port)[0] == 500
-    assert site.get("/caf%C3%A9", port=port)[0] == 404
+    assert site.get("/hello")[0] == 200
+    assert site.get("/boom")[0] == 500
+    assert site.get("/caf%C3%A9")[0] == 404
 
 
 def check(entries):
@@ -62,36 +137,28 @@ def routes(site):
     return site
 
 
-def test_json_lines_in_the_foreground(routes, free_port, tmp_path):
-    port = free_port()
-    env = dict(routes.env, PORT=str(port), LOG_FORMAT="json")
+def test_json_lines_in_the_foreground(routes, tmp_path):
     out, err = tmp_path / "stdout", tmp_path / "stderr"
-    # Files, not pipes: a full pipe would block gunicorn's logging.
-    with out.open("w") as stdout, err.open("w") as stderr:
-        server = subprocess.Popen(
-            [serverctl.GUNICORN], cwd=routes.path, env=env, stdout=stdout, stderr=stderr
-        )
-    try:
-        url = f"http://127.0.0.1:{port}/health/ping"
-        wait_until(lambda: server.poll() is not None or serverctl.ping(url), "it", 60)
-        exercise(routes, port)
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-    check(lines_of(out.read_text()) + lines_of(err.read_text()))
+    with foreground(routes, out, err, LOG_FORMAT="json"):
+        exercise(routes)
+    access, rest = lines_of(out.read_text()), lines_of(err.read_text())
+    assert {entry["logger"] for entry in access} == {"gunicorn.access"}
+    assert "gunicorn.access" not in {entry["logger"] for entry in rest}
+    check(access + rest)
 
 
 def test_json_lines_under_start_sh(routes):
     result = routes.run("start.sh", LOG_FORMAT="json")
     assert result.returncode == 0, result.stderr
-    exercise(routes, routes.port)
+    exercise(routes)
     assert routes.run("stop.sh").returncode == 0
-    check(lines_of(routes.log()) + lines_of(routes.log("access")))
+    check(lines_of(routes.log()))
 
 
 def test_a_bad_log_format_is_refused(site):
     result = site.run("start.sh", LOG_FORMAT="xml")
     assert result.returncode == 1
     assert result.stderr == (
-        "error: LOG_FORMAT='xml' in the environment: use text or json\n"
+        "error: LOG_FORMAT='xml' in the environment: use one of text, json\n"
     )
+    assert site.servers() == []

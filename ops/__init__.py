@@ -1,1 +1,0 @@
-"""Server settings and the helpers behind the control scripts (start.sh ...)."""
