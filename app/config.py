@@ -219,6 +219,11 @@ def ensure_secret_key(app):
             f"{source['SECRET_KEY']}: SECRET_KEY is empty: give FLASK_SECRET_KEY a "
             "key, or remove it (one is then made in instance/secret_key)"
         )
+    if any(not old.strip() for old in app.config["SECRET_KEY_FALLBACKS"]):
+        raise ConfigError(
+            f"{source['SECRET_KEY_FALLBACKS']}: SECRET_KEY_FALLBACKS holds an empty "
+            "key, which would accept cookies anyone can sign: remove it"
+        )
     instance = Path(app.instance_path)
     if instance.is_dir() and instance.stat().st_uid == os.geteuid():
         with contextlib.suppress(OSError):  # it holds secrets, whatever the umask

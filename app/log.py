@@ -35,6 +35,11 @@ def init_logging():
         root.setLevel(logging.INFO)
 
 
+def escaped(text):
+    """Return text with its control characters and line breaks escaped."""
+    return CONTROL.sub(lambda match: repr(match[0])[1:-1], text)
+
+
 def request_id(record):
     """Return the id of the request record belongs to, or "-"."""
     if record.name == "gunicorn.access":  # logged after the response is sent
@@ -55,16 +60,21 @@ class Handler(logging.StreamHandler):
 
 class Formatter(logging.Formatter):
     """Lines for people: time, level, pid, request id, logger and message,
-    control characters in the message escaped (a traceback stays as it is)."""
+    control characters in the message escaped; a traceback's lines follow,
+    each indented, so that none can pass for a line of its own."""
 
     def __init__(self):
         super().__init__(LINE)
 
+    def format(self, record):
+        """Format record: its line, then its traceback's lines, indented."""
+        first, *rest = super().format(record).split("\n")
+        return "\n".join([first, *("\t" + escaped(line) for line in rest)])
+
     def formatMessage(self, record):
         """Format record's line, its message made safe to print on one line."""
         record.request_id = request_id(record)
-        escape = lambda match: repr(match[0])[1:-1]  # noqa: E731 (\n, \x1b)
-        record.message = CONTROL.sub(escape, record.message)
+        record.message = escaped(record.message)
         return super().formatMessage(record)
 
 
@@ -98,4 +108,7 @@ class JsonFormatter(logging.Formatter):
             }
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        # JSON escapes the C0 controls; these others would break a line too.
+        return CONTROL.sub(
+            lambda c: f"\\u{ord(c[0]):04x}", json.dumps(entry, ensure_ascii=False)
+        )

@@ -12,23 +12,33 @@ PROJECT=$(CDPATH='' cd -- "$(dirname -- "$script")" && pwd -P)
 find_python() {
     for ENV in "${VIRTUAL_ENV:-}" "${CONDA_PREFIX:-}" "$PROJECT/venv" "$PROJECT/.venv" \
         "$(dirname -- "$(dirname -- "$(command -v gunicorn || echo /)")")"; do
-        [ -n "$ENV" ] && [ -x "$ENV/bin/gunicorn" ] && [ -x "$ENV/bin/python" ] && return
+        if [ -n "$ENV" ] && [ -x "$ENV/bin/gunicorn" ] && [ -x "$ENV/bin/python" ]; then
+            ENV=$(CDPATH='' cd -- "$ENV" && pwd -P)  # what is checked is what runs
+            return
+        fi
     done
     printf 'error: gunicorn not found; in %s run: %s\n' "$PROJECT" \
         "python3 -m venv venv && venv/bin/pip install -r requirements.txt" >&2
     exit 1
 }
 
-# Root runs nothing that another user could have changed: in the deploy
-# recipes the app's user owns instance/, logs/ or run/, and root would act on
-# its say. Every folder above the project, what the project and the Python
-# environment hold, must be root's and closed to others (a sticky /tmp is fine).
+# Root runs nothing that another user could have changed, follows none of
+# that user's links and signals none of the pids that user names: in the deploy
+# recipes the app's user owns instance/, logs/ or run/. So every folder above
+# the project, the environment and its Python, everything in the project, and
+# the environment's programs and packages must be root's and closed to others
+# (a sticky folder above, such as /tmp, is fine).
 refuse_strangers() {
     [ "$(id -u)" = 0 ] || return 0
-    set -- "$PROJECT"
-    while [ "$1" != / ]; do set -- "$(dirname -- "$1")" "$@"; done
-    found=$(find -L "$@" "$PROJECT"/* "$PROJECT"/.[!.]* "$ENV" "$ENV"/* -maxdepth 0 \
-        \( ! -user 0 -o -perm /022 ! -perm -1000 \) -printf '%u %p\n' 2>/dev/null | head -n 1)
+    set --
+    for path in "$PROJECT" "$ENV" "$(readlink -f -- "$ENV/bin/python")"; do
+        while [ "$path" != / ]; do path=$(dirname -- "$path") && set -- "$@" "$path"; done
+    done
+    found=$({
+        find "$@" -maxdepth 0 ! -perm -1000 \( ! -user 0 -o -perm /022 \) -printf '%u %p\n'
+        find -L "$PROJECT" \( -name .git -o -path "$ENV" \) -prune -o \( ! -user 0 -o -perm /022 \) -printf '%u %p\n'
+        find -L "$ENV" -maxdepth 4 \( ! -user 0 -o -perm /022 \) -printf '%u %p\n'
+    } 2>/dev/null | head -n 1)
     [ -n "$found" ] || return 0
     owner=${found%% *}
     if [ "$owner" = root ]; then
@@ -45,5 +55,6 @@ refuse_strangers() {
 ctl() {
     find_python
     refuse_strangers
-    exec "$ENV/bin/python" "$PROJECT/ops/ctl.py" "$@"
+    # -I: no module of the script's folder, PYTHONPATH or user site comes first.
+    exec "$ENV/bin/python" -I "$PROJECT/ops/ctl.py" "$@"
 }

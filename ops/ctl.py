@@ -34,7 +34,10 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 APP = PROJECT.name
 # Under systemd, the unit's runtime folder: the project is read-only there.
-RUN = Path(os.environ.get("RUNTIME_DIRECTORY") or PROJECT / "run")
+# Under systemd, the unit's runtime folder: the project is read-only there. Never
+# for root, whom the unit does not run, and who would act where it points.
+RUNTIME = os.environ.get("RUNTIME_DIRECTORY", "")
+RUN = Path(RUNTIME if os.path.isabs(RUNTIME) and os.geteuid() else PROJECT / "run")
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))  # a USR2 runs it again
 CONF = {}  # what running gunicorn.conf.py computed
 
@@ -75,7 +78,7 @@ def main(argv):
                 RUN.mkdir(0o700)
         private(RUN, fix, create=False)
         return commands[name](*options)
-    except Failure as error:
+    except (Failure, OSError) as error:  # OSError: a file or process gone meanwhile
         warn(f"error: {error}")
         return 4 if name == "status" else 1  # status: LSB's "unknown"
     except KeyboardInterrupt as interrupt:
@@ -93,11 +96,12 @@ def warn(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def settings(strict):
+def settings(strict, port=True):
     """Return the server settings. A problem with them stops a start or a
-    reload; elsewhere it is a warning: a stop works whatever .env holds."""
+    reload; elsewhere it is a warning (a stop works whatever .env holds), but
+    for a bad PORT where one is needed: its default names another server."""
     for problem in CONF["problems"]:
-        if strict:
+        if strict or port and problem.startswith("PORT="):
             raise Failure(problem)
         warn(f"warning: {problem}; using the default meanwhile")
     return CONF["values"]
@@ -122,7 +126,7 @@ def start():
 def stop(every=None):
     """stop.sh: stop the server of PORT (--all: every server of this folder),
     letting requests in flight finish; name the others still running."""
-    values = settings(strict=False)
+    values = settings(strict=False, port=not every)
     with lock(values):
         masters = {port: server(port) for port in ports(every, values)}
         if not any(masters.values()):
@@ -165,7 +169,7 @@ def status():
     """status.sh: list every server of this folder. The exit code (LSB) is that
     of PORT: 0 running, 1 dead with its pidfile left, 3 not running, 4 unknown
     (running but not answering)."""
-    values = settings(strict=False)
+    values = settings(strict=False, port=True)
     code = 3
     for port in ports(True, values):
         each = dict(values, PORT=port)
@@ -191,7 +195,8 @@ def reopen():
     reopens its log file; to no other process."""
     for port in ports(True, None):
         for pid in {server(port, tidy=False), server(port, ".2", tidy=False)} - {None}:
-            os.kill(pid, signal.SIGUSR1)
+            with contextlib.suppress(ProcessLookupError):  # ended meanwhile
+                os.kill(pid, signal.SIGUSR1)
     return 0
 
 
@@ -206,7 +211,7 @@ def launch(values):
     check_address(values)
     private(RUN, "sh start.sh", create=True)
     private(log.parent, "sh start.sh", create=True)
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
     with writing(log):  # its output goes there from the first instant
         output = os.open(log, flags, 0o640)
     offset = os.lseek(output, 0, os.SEEK_END)
@@ -258,6 +263,8 @@ def upgrade(old, values):
             pidfile(port).unlink()
         if new and not proc(new):
             raise Failure(f"it exited: {error_in(log, offset)}")
+        if not new and not proc(old):
+            raise Failure(f"pid {old} has ended meanwhile")
         code, master, _ = probe(values)
         if new and master == new and code != 200:
             raise Failure(f"it answers {code} at {CONF['PING']}")
@@ -271,7 +278,9 @@ def upgrade(old, values):
         with contextlib.suppress(Failure):  # a Ctrl-C may come before the fork
             wait_until(lambda: new_masters(old), 0.5, "the fork")
         end(new_masters(old) | {new} - {None}, 5)
-        kept = f"pid {old} serves on"
+        kept = (
+            f"pid {old} serves on" if proc(old) else f"{APP} has stopped: sh start.sh"
+        )
         if isinstance(error, KeyboardInterrupt):
             raise KeyboardInterrupt(kept) from None
         raise Failure(f"the new code did not start: {error}; {kept}") from None
@@ -305,6 +314,8 @@ def check_reload(old, values):
     moved = env.get("PWD", str(PROJECT)) != str(PROJECT)  # PWD: see launch()
     if moved or not all(map(os.path.exists, argv[:2])):
         raise Failure(f"the folder or venv moved since pid {old} started: {RESTART}")
+    if os.path.realpath(argv[1]) != os.path.realpath(GUNICORN):  # USR2 runs that one
+        raise Failure(f"pid {old} runs {argv[1]}, not {GUNICORN}: {RESTART}")
     # A new master gets the environment the first one was started with.
     given = names(os.environ) | names(env)
     if differ := sorted(n for n in given if os.environ.get(n) != env.get(n)):
@@ -337,7 +348,8 @@ def drain(ports, values):
     try:
         for port in ports:
             with writing(drain_file(port)):
-                os.close(os.open(drain_file(port), os.O_CREAT | os.O_NOFOLLOW, 0o600))
+                flags = os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK  # a FIFO: no wait
+                os.close(os.open(drain_file(port), flags, 0o600))
         say(
             f"draining {APP} for {values['DRAIN_SECONDS']} s: /health/ready answers 503"
         )
@@ -486,13 +498,14 @@ def environ(pid):
 
 
 def names(env):
-    """The names in env a start reads but a reload cannot change: the server's
-    settings but HOST and PORT (the socket stays), and the app's FLASK_ ones."""
-    return {
-        n
-        for n in env
-        if n in CONF["SETTINGS"].keys() - {"HOST", "PORT"} or n.startswith("FLASK_")
-    }
+    """The names in env that gunicorn, Python or the app read, and a reload
+    cannot change: HOST and PORT aside (the socket stays), and the settings
+    only this program reads."""
+    ours = {"HOST", "PORT", "START_TIMEOUT", "DRAIN_SECONDS"}
+    ours |= {"GUNICORN_PID", "GUNICORN_FD"}  # what gunicorn gives a new master
+    read = set(CONF["SETTINGS"]) | {"FORWARDED_ALLOW_IPS", "TZ", "LANG"}
+    prefixes = ("FLASK_", "GUNICORN_", "PYTHON", "LC_")
+    return {n for n in env if (n in read or n.startswith(prefixes)) and n not in ours}
 
 
 def note_shadowed(pid):
@@ -538,7 +551,8 @@ def private(folder, fix, create):
             )
         if not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o022:
             raise Failure(
-                f"{folder} must be a folder only you can write: chmod go-w {folder}"
+                f"{folder} must be a folder (not a link) only you can write: "
+                f"chmod go-w {folder}"
             )
 
 
@@ -589,19 +603,17 @@ def read_pid(path):
     except OSError:
         return None, 0
     with open(fd, "rb") as file:
-        info, text = os.fstat(fd), file.read(32).strip()
-    if (
-        not stat.S_ISREG(info.st_mode)
-        or info.st_uid != os.geteuid()
-        or not text.isdigit()
-    ):
+        info = os.fstat(fd)
+        mine = stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid()
+        text = file.read(32).strip() if mine else b""
+    if not (text.isdigit() and 0 < int(text) < 1 << 22):  # Linux's largest pid
         return None, 0
     return int(text), time.time() - info.st_mtime
 
 
 def error_in(log, offset):
     """Return the line of log, after offset, that best says what went wrong."""
-    if os.environ.get("RUNTIME_DIRECTORY"):
+    if RUN != PROJECT / "run":  # under systemd
         return "the journal says why (journalctl -u the unit)"
     with contextlib.suppress(OSError), open(log, "rb") as lines:
         lines.seek(offset)
@@ -612,6 +624,7 @@ def error_in(log, offset):
 def first_error(text):
     """The first exception line of text ("ConfigError: ..."), else its last line."""
     lines = text.strip().splitlines() or ["nothing was logged"]
+    lines = [line.strip() for line in lines]  # the log indents a traceback's lines
     errors = [
         line for line in lines if re.match(r"error: |\w*(Error|Exception): ", line)
     ]
@@ -644,12 +657,13 @@ def probe(values, timeout=1.0):
     """Ask /health/ping on HOST:PORT (loopback for a wildcard HOST); return the
     status code, and the pid of the master whose worker answered and the
     address it listens on (gunicorn.conf.py names them), None when unknown."""
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(values["HOST"], values["HOST"])
+    host = address(values["HOST"])  # where gunicorn listens, not another program
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     try:
         with socket.create_connection((host, values["PORT"]), timeout) as conn:
             conn.sendall(f"GET {CONF['PING']} HTTP/1.0\r\n\r\n".encode())
-            head = conn.makefile("rb").read(4096).decode("latin-1")  # it closes
-    except OSError:
+            head = conn.recv(4096).decode("latin-1")  # the head: one read, one deadline
+    except (OSError, TypeError):
         return None, None, None
     code = re.match(r"HTTP/\S+ (\d{3})", head)
     mark = re.search(rf"(?im)^{CONF['MASTER_HEADER']}: (\d+) (\S+)", head) or [None] * 3
@@ -696,7 +710,7 @@ def by_whom(port):
         }
         for pid, name in found.items():  # a master, not one of its workers
             if getattr(proc(pid), "ppid", None) not in found:
-                return f" by {name} (pid {pid})"
+                return f" by {repr(name)[1:-1]} (pid {pid})"  # as ss shows it
     return ""
 
 

@@ -405,3 +405,9 @@ def test_text_that_cannot_be_read_is_one_error(make_app, monkeypatch, text):
     monkeypatch.setenv("FLASK_PERMANENT_SESSION_LIFETIME", text)
     with pytest.raises(ConfigError, match="must be a whole number of seconds"):
         make_app()
+
+
+def test_an_empty_fallback_key_is_refused(make_app, monkeypatch):
+    monkeypatch.setenv("FLASK_SECRET_KEY_FALLBACKS", '["old key", " "]')
+    with pytest.raises(ConfigError, match="SECRET_KEY_FALLBACKS holds an empty key"):
+        make_app({"SECRET_KEY": "a key"})

@@ -5,6 +5,7 @@ that reports a lost line without its secrets; and the log of a real server."""
 import errno
 import http.client
 import io
+import json
 import logging
 import os
 import re
@@ -14,7 +15,7 @@ import unicodedata
 
 import pytest
 
-from app.log import Formatter, Handler
+from app.log import Formatter, Handler, JsonFormatter
 from app.request_id import ENVIRON_KEY
 from tests.test_gunicorn_conf import foreground
 
@@ -74,16 +75,24 @@ def test_no_character_of_a_message_can_break_its_line():
     assert [c for c in controls + breaks if c in line] == []
 
 
-def test_a_traceback_stays_on_lines_of_its_own():
+def test_a_traceback_follows_on_indented_lines_none_can_forge():
+    forged = "2026-12-03 17:50:54,043 INFO [1] [ok] app: user admin logged in\x1b"
     try:
-        raise RuntimeError("boom\nsecond line")
-    except RuntimeError:
+        raise LookupError(f"no order named x\n{forged}")
+    except LookupError:
         exc_info = sys.exc_info()
     line = Formatter().format(make_record("failed:\n%s", "x", exc_info=exc_info))
     first, *traceback = line.split("\n")
     assert first.endswith(r" app: failed:\nx")
-    assert traceback[0] == "Traceback (most recent call last):"
-    assert traceback[-2:] == ["RuntimeError: boom", "second line"]
+    assert traceback[0] == "\tTraceback (most recent call last):"
+    assert traceback[-1] == "\t" + forged.replace("\x1b", r"\x1b")
+    assert all(line.startswith("\t") for line in traceback)
+
+
+def test_json_lines_escape_every_line_break():
+    line = JsonFormatter().format(make_record("%s", "a\u2028b\x85c\x9bd"))
+    assert len(line.splitlines()) == 1
+    assert json.loads(line)["message"] == "a\u2028b\x85c\x9bd"
 
 
 # A line that cannot be written --------------------------------------------------
@@ -210,8 +219,8 @@ def test_a_request_cannot_forge_a_log_line(noisy):
     (line,) = [line for line in lines if "no page at" in line]
     assert line.endswith(rf" app: no page at /nowhere\n{forged}\r\x1b[2J")
     # A traceback stays on lines of its own.
-    assert "ERROR [" in log and "app: Exception on /boom [GET]\nTraceback (" in log
-    assert "\nRuntimeError: boom\nsecond line\n" in log
+    assert "ERROR [" in log and "app: Exception on /boom [GET]\n\tTraceback (" in log
+    assert "\n\tRuntimeError: boom\n\tsecond line\n" in log
 
 
 def test_the_log_level_applies_to_gunicorns_lines_and_the_apps(noisy):

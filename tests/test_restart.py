@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -604,3 +605,32 @@ def test_a_script_run_while_the_new_master_awaits_its_promotion(started, script)
         assert not listening(started.port)
     else:
         reloaded(started, result, new)
+
+
+def test_a_gunicorn_option_given_only_to_restart_is_refused(started):
+    pid = started.pid()
+    result = started.run("restart.sh", GUNICORN_CMD_ARGS="--workers 5")
+    why = (
+        f"GUNICORN_CMD_ARGS is not as pid {pid} was started with, and a reload "
+        "keeps that: set it in .env, or sh stop.sh && sh start.sh"
+    )
+    refused(started, result, why, pid)
+
+
+def test_settings_only_the_scripts_read_may_differ(started):
+    old = started.pid()
+    result = started.run("restart.sh", START_TIMEOUT="60", DRAIN_SECONDS="0")
+    reloaded(started, result, old)
+
+
+def test_another_python_environment_is_refused(started, tmp_path):
+    pid = started.pid()
+    other = tmp_path / "other-venv"
+    (other / "bin").mkdir(parents=True)
+    venv = Path(started.env["VIRTUAL_ENV"]) / "bin"
+    (other / "bin" / "python").symlink_to(venv / "python")
+    shutil.copy(venv / "gunicorn", other / "bin" / "gunicorn")
+    result = started.run("restart.sh", VIRTUAL_ENV=str(other))
+    assert result.returncode == 1
+    assert f"runs {started.env['VIRTUAL_ENV']}/bin/gunicorn, not " in result.stderr
+    serves_on(started, pid)

@@ -239,3 +239,28 @@ def test_a_process_is_ours_only_while_it_lives():
     wait_until(lambda: ctl.proc(sleeper.pid) is None, "the killed sleep to end")
     sleeper.wait()
     assert ctl.proc(sleeper.pid) is None
+
+
+def test_a_bad_port_stops_nothing_for_its_default_names_another_server(started):
+    result = started.run("stop.sh", PORT="50000x")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: PORT='50000x' in the environment: ")
+    assert started.get()[0] == 200
+    assert started.run("stop.sh", "--all", PORT="50000x").returncode == 0
+    assert started.servers() == []
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_pidfile_or_log_that_is_no_file_is_one_line_and_no_hang(site, kind):
+    run, logs = site.path / "run", site.path / "logs"
+    run.mkdir(mode=0o700)
+    logs.mkdir(mode=0o700)
+    if kind == "folder":
+        site.pidfile().mkdir()
+    else:
+        os.mkfifo(logs / f"app-{site.port}.log")
+    for script in ("status.sh", "stop.sh", "start.sh"):
+        result = site.run(script)
+        assert len(result.stderr.splitlines()) <= 1, result.stderr
+        assert "Traceback" not in result.stderr
+    assert site.servers() == []

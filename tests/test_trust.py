@@ -141,7 +141,9 @@ def test_a_user_refuses_a_run_folder_others_can_write(shared, stranger):
         [*ctl, "status"], cwd=shared.path, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 4, result.stderr
-    assert "must be a folder only you can write: chmod go-w" in result.stderr
+    assert (
+        "must be a folder (not a link) only you can write: chmod go-w" in result.stderr
+    )
 
 
 def as_stranger(stranger):
@@ -208,3 +210,40 @@ def test_a_pidfile_naming_another_users_process_is_never_acted_on(shared, strang
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_root_refuses_a_file_of_another_user_deep_in_the_project(shared, stranger):
+    module = shared.path / "app" / "health.py"
+    os.chown(module, stranger.pw_uid, stranger.pw_gid)
+    assert_refused(shared.run("start.sh"), module, "start.sh")
+    assert shared.servers() == []
+
+
+def test_root_sources_no_helper_another_user_could_have_written(shared, stranger):
+    ops = shared.path / "ops"
+    os.chown(ops, stranger.pw_uid, stranger.pw_gid)
+    marker = shared.path.parent / "ran-as-root"
+    with open(ops / "common.sh", "a") as helper:
+        helper.write(f"touch '{marker}'\n")
+    result = shared.run("status.sh")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: {ops} is open to other users, and root acts only on what they "
+        "cannot change\n"
+    )
+    assert not marker.exists(), "root ran the other user's helper"
+
+
+def test_a_sticky_folder_in_the_project_is_no_excuse(shared):
+    (shared.path / "ops").chmod(0o1777)  # anyone could add ops/datetime.py
+    result = shared.run("status.sh")
+    assert result.returncode == 1 and "ops is open to other users" in result.stderr
+
+
+def test_root_ignores_a_runtime_directory_it_is_given(shared, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (elsewhere / f"app-{shared.port}.pid").write_text("1\n")
+    result = shared.run("stop.sh", RUNTIME_DIRECTORY=str(elsewhere))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in elsewhere.iterdir()) == [f"app-{shared.port}.pid"]
