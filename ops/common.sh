@@ -10,8 +10,8 @@ PROJECT=$(CDPATH='' cd -- "$(dirname -- "$script")" && pwd -P)
 # Set ENV to the environment that has gunicorn: the active one (venv or conda),
 # else the project's venv/ or .venv/, else gunicorn's on PATH.
 find_python() {
-    for ENV in "${VIRTUAL_ENV:-}" "${CONDA_PREFIX:-}" "$PROJECT/venv" "$PROJECT/.venv" \
-        "$(dirname -- "$(dirname -- "$(command -v gunicorn || echo /)")")"; do
+    on_path=$(command -v gunicorn) || on_path=/
+    for ENV in "${VIRTUAL_ENV:-}" "${CONDA_PREFIX:-}" "$PROJECT/venv" "$PROJECT/.venv" "${on_path%/bin/*}"; do
         if [ -n "$ENV" ] && [ -x "$ENV/bin/gunicorn" ] && [ -x "$ENV/bin/python" ]; then
             ENV=$(CDPATH='' cd -- "$ENV" && pwd -P)  # what is checked is what runs
             return
@@ -32,7 +32,7 @@ refuse_strangers() {
     [ "$(id -u)" = 0 ] || return 0
     set --
     for path in "$PROJECT" "$ENV" "$(readlink -f -- "$ENV/bin/python")"; do
-        while [ "$path" != / ]; do path=$(dirname -- "$path") && set -- "$@" "$path"; done
+        while [ -n "$path" ]; do path=${path%/*} && set -- "$@" "${path:-/}"; done
     done
     found=$({
         find "$@" -maxdepth 0 ! -perm -1000 \( ! -user 0 -o -perm /022 \) -printf '%u %p\n'
