@@ -361,7 +361,8 @@ def end(masters, wait):
     the master seen at the TERM."""
     seen = {pid: proc(pid).start for pid in masters if proc(pid)}
     for pid in seen:
-        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # ended meanwhile
+            os.kill(pid, signal.SIGTERM)
 
     def gone():
         return not any(
@@ -711,13 +712,10 @@ def by_whom(port):
 
 def in_use(port, every=False):
     """Return " on port P" and, when another program listens there, by whom."""
-    if every:
-        return ""
     with socket.socket() as test:
-        busy = test.connect_ex(("127.0.0.1", port)) == 0
-    return f" on port {port}" + (
-        f"; port {port} is in use{by_whom(port)}" if busy else ""
-    )
+        if every or test.connect_ex(("127.0.0.1", port)):
+            return "" if every else f" on port {port}"
+    return f" on port {port}; port {port} is in use{by_whom(port)}"
 
 
 if __name__ == "__main__":
