@@ -10,7 +10,7 @@ ops=$(dirname -- "$script")/ops
 # the rest); this cannot live in the helper itself.
 if [ "$(id -u)" = 0 ] && [ -n "$(find "$ops" "$ops/common.sh" -maxdepth 0 \( ! -user 0 -o -perm /022 \))" ]; then
     echo "error: $ops is open to other users, and root acts only on what they cannot change" >&2
-    exit 1
+    exit 4
 fi
 # shellcheck source=ops/common.sh
 . "$ops/common.sh"

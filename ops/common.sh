@@ -44,10 +44,11 @@ refuse_strangers() {
     if [ "$owner" = root ]; then
         fix="chmod go-w '${found#* }'"
     else
-        fix="runuser -u $owner -- sh $(basename -- "$script")"
+        fix="runuser -u $owner -- sh ${script##*/}, or chown root '${found#* }'"
     fi
     printf 'error: %s is open to %s, and root acts only on what no other user can change: %s\n' \
         "${found#* }" "$([ "$owner" = root ] && echo others || echo "$owner")" "$fix" >&2
+    [ "${script##*/}" = status.sh ] && exit 4  # LSB: unknown
     exit 1
 }
 

@@ -172,8 +172,10 @@ def status():
             found, line = 1, f"dead: run/app-{port}.pid is left (sh start.sh clears it)"
         else:
             up = datetime.timedelta(seconds=int(proc(pid).age))
-            found, line = 0, f"running (pid {pid}, up {up}) at {url(each)}"
-            if probe(each, timeout=2)[0] != 200:
+            answer, _, listening = probe(each, timeout=2)
+            where = url(dict(each, HOST=listening or each["HOST"]))  # not .env's
+            found, line = 0, f"running (pid {pid}, up {up}) at {where}"
+            if answer != 200:
                 found, line = 4, f"{line}, but it does not answer"
             if kid := next(iter(new_masters(pid)), None):
                 line += f", with pid {kid} of a reload cut short (sh stop.sh ends both)"
@@ -316,7 +318,7 @@ def check_reload(old, values):
     if differ := sorted(n for n in given if os.environ.get(n) != env.get(n)):
         raise Failure(
             f"{differ[0]} is not as pid {old} was started with, and a reload "
-            f"keeps that: set it in .env, or {RESTART}"
+            f"keeps that: give restart.sh the same, or {RESTART}"
         )
     note_shadowed(old)
     _, master, listening = probe(values)
@@ -624,7 +626,14 @@ def first_error(text):
     errors = [
         line for line in lines if re.match(r"error: |\w*(Error|Exception): ", line)
     ]
-    return (errors or lines)[0 if errors else -1]
+    if not errors:
+        return lines[-1]
+    # Where it happened: the last frame a traceback names before it.
+    before = "\n".join(lines[: lines.index(errors[0])])
+    frames = re.findall(r'File "([^"]+)", line (\d+)', before) or [("", "")]
+    file, line = frames[-1]
+    where = f" ({file.removeprefix(f'{PROJECT}/')}, line {line})" if file else ""
+    return errors[0] + where
 
 
 # Waits and the network ------------------------------------------------------

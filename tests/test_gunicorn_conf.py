@@ -188,7 +188,7 @@ def test_a_blueprint_that_does_not_compile_fails_the_start_in_one_line(site):
     assert result.returncode == 1
     assert result.stderr == (
         "error: start failed: gunicorn exited (1): SyntaxError: invalid syntax "
-        f"(logs/app-{site.port}.log)\n"
+        f"(app/health.py, line 71) (logs/app-{site.port}.log)\n"
     )
     assert site.servers() == []
     assert not site.pidfile().exists()

@@ -184,7 +184,7 @@ def not_as_started(name, pid):
     """restart.sh's refusal when name differs from the environment pid had."""
     return (
         f"{name} is not as pid {pid} was started with, and a reload keeps that: "
-        "set it in .env, or sh stop.sh && sh start.sh"
+        "give restart.sh the same, or sh stop.sh && sh start.sh"
     )
 
 
@@ -206,7 +206,8 @@ def test_refused_code_leaves_a_server_that_survives_its_workers(started):
     write_code(started, "raise RuntimeError('half-deployed')")
     result = started.run("restart.sh")
     why = (
-        f"the new code does not load: RuntimeError: half-deployed; pid {pid} serves on"
+        "the new code does not load: RuntimeError: half-deployed (wsgi.py, line 13); "
+        f"pid {pid} serves on"
     )
     refused(started, result, why, pid)
     assert forked_masters(started, pid) == [], "a USR2 went out"
@@ -222,7 +223,10 @@ def test_code_that_fails_only_in_the_new_master_keeps_the_old(started):
     # gunicorn --check-config passes; the new master fails.
     write_code(started, *in_the_new_master("raise OSError('no db')"))
     result = started.run("restart.sh")
-    why = f"the new code did not start: it exited: OSError: no db; pid {pid} serves on"
+    why = (
+        "the new code did not start: it exited: OSError: no db (wsgi.py, line 15); "
+        f"pid {pid} serves on"
+    )
     refused(started, result, why, pid)
     assert not pidfile2(started).exists()
     assert started.run("stop.sh").returncode == 0
@@ -612,7 +616,7 @@ def test_a_gunicorn_option_given_only_to_restart_is_refused(started):
     result = started.run("restart.sh", GUNICORN_CMD_ARGS="--workers 5")
     why = (
         f"GUNICORN_CMD_ARGS is not as pid {pid} was started with, and a reload "
-        "keeps that: set it in .env, or sh stop.sh && sh start.sh"
+        "keeps that: give restart.sh the same, or sh stop.sh && sh start.sh"
     )
     refused(started, result, why, pid)
 

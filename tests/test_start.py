@@ -410,7 +410,8 @@ def test_app_import_error_fails_with_the_error(site):
     assert result.returncode == 1
     assert result.stderr == (
         "error: start failed: gunicorn exited (1): ModuleNotFoundError: "
-        f"No module named 'no_such_module' (logs/app-{site.port}.log)\n"
+        "No module named 'no_such_module' (wsgi.py, line 13) "
+        f"(logs/app-{site.port}.log)\n"
     )
     assert_nothing_left(site)
     assert "no_such_module" in site.log(), "the error must stay in the log"
