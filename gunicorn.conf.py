@@ -117,7 +117,7 @@ wsgi_app = "wsgi:app"
 bind = f"[{values['HOST']}]" if ":" in values["HOST"] else values["HOST"]
 bind += f":{values['PORT']}"
 # gthread, 2 workers x 4 threads: with 2 x 2, the fastest simple setup on 2
-# cores (docs: performance). Threads keep connections alive and are not held
+# cores (README, "Performance"). Threads keep connections alive and are not held
 # by one slow client as sync workers are. About 1 worker per core
 # (WEB_CONCURRENCY); more threads for apps that wait on databases or HTTP calls.
 worker_class = "gthread"
