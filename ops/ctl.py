@@ -204,7 +204,7 @@ def launch(values):
     """Start gunicorn in a session of its own (it outlives this script and its
     terminal); return 0 once a worker answers. On a failure or Ctrl-C, stop it,
     leave no pidfile behind, and raise."""
-    port, log = values["PORT"], PROJECT / "logs" / f"app-{values['PORT']}.log"
+    port, log = values["PORT"], log_file(values["PORT"])
     check_address(values)
     private(RUN, "sh start.sh", create=True)
     private(log.parent, "sh start.sh", create=True)
@@ -248,7 +248,7 @@ def upgrade(old, values):
     """Start a new master beside old (USR2), which loads the code and settings
     on disk; once a worker of the new one answers, retire old (TERM) and wait
     for gunicorn's promotion of the new one. When anything fails, old serves on."""
-    port, log = values["PORT"], PROJECT / "logs" / f"app-{values['PORT']}.log"
+    port, log = values["PORT"], log_file(values["PORT"])
     check_reload(old, values)
     new, offset = None, log.stat().st_size if log.exists() else 0
 
@@ -361,21 +361,19 @@ def end(masters, wait):
     """TERM masters of ours and wait until they are gone; after wait seconds,
     KILL each one's process group (its workers too), while its pid is still
     the master seen at the TERM."""
-    seen = {pid: proc(pid).start for pid in masters if proc(pid)}
+    seen = {pid: found.start for pid in masters if (found := proc(pid))}
     for pid in seen:
         with contextlib.suppress(ProcessLookupError):  # ended meanwhile
             os.kill(pid, signal.SIGTERM)
 
     def gone():
-        return not any(
-            getattr(proc(pid), "start", None) == start for pid, start in seen.items()
-        )
+        return not any(same(pid, start) for pid, start in seen.items())
 
     with contextlib.suppress(Failure):
         return wait_until(gone, wait, "the server to stop")
     for pid, start in seen.items():
         with contextlib.suppress(OSError):
-            if getattr(proc(pid), "start", None) == start:
+            if same(pid, start):
                 os.killpg(os.getpgid(pid), signal.SIGKILL)
     wait_until(gone, 10, "the killed server to go")
     say(f"{APP} did not stop within {wait} s: killed")
@@ -395,6 +393,11 @@ def name_the_others(done):
 def pidfile(port, suffix=""):
     """gunicorn's pidfile of the server on port; ".2": its new master's, in a reload."""
     return RUN / f"app-{port}.pid{suffix}"
+
+
+def log_file(port):
+    """The log of the server on port: gunicorn's lines, the app's, the access lines."""
+    return PROJECT / "logs" / f"app-{port}.log"
 
 
 def drain_file(port):
@@ -485,6 +488,11 @@ def proc(pid):
         return Process(int(fields[1]), fields[19], age, cwd, argv.split("\0")[:-1])
     except (OSError, TypeError, ValueError):
         return None
+
+
+def same(pid, start):
+    """Say whether pid is still the process that started at start (see proc)."""
+    return getattr(proc(pid), "start", None) == start
 
 
 def environ(pid):

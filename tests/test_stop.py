@@ -34,9 +34,9 @@ def test_stop_when_stopped_says_so(site):
     assert result.stdout == f"{site.path.name} is not running on port {site.port}\n"
 
 
-def test_requests_in_flight_finish(site):
-    add_slow_route(site, 1.5)
-    assert site.run("start.sh").returncode == 0
+def stop_with_a_request_in_flight(site):
+    """Run stop.sh while a GET of /slow is in flight: it gets its answer, and
+    nothing is left."""
     slow, answers = get_in_background(site, "/slow")
     time.sleep(0.5)
     result = site.run("stop.sh")
@@ -44,6 +44,12 @@ def test_requests_in_flight_finish(site):
     assert result.returncode == 0, result.stderr
     assert answers == [(200, "done")]
     assert site.servers() == []
+
+
+def test_requests_in_flight_finish(site):
+    add_slow_route(site, 1.5)
+    assert site.run("start.sh").returncode == 0
+    stop_with_a_request_in_flight(site)
 
 
 def test_stop_keeps_the_graceful_timeout_the_server_was_started_with(site):
@@ -52,13 +58,7 @@ def test_stop_keeps_the_graceful_timeout_the_server_was_started_with(site):
     add_slow_route(site, 3)
     (site.path / ".env").write_text("GRACEFUL_TIMEOUT=1\n")
     assert site.run("start.sh", GRACEFUL_TIMEOUT="8").returncode == 0
-    slow, answers = get_in_background(site, "/slow")
-    time.sleep(0.5)
-    result = site.run("stop.sh")
-    slow.join(timeout=30)
-    assert result.returncode == 0, result.stderr
-    assert answers == [(200, "done")]
-    assert site.servers() == []
+    stop_with_a_request_in_flight(site)
 
 
 def test_stop_kills_a_server_that_ignores_term_after_its_own_timeout(site):
