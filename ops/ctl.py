@@ -22,6 +22,7 @@ import fcntl
 import os
 import pwd
 import re
+import runpy
 import signal
 import socket
 import stat
@@ -65,10 +66,8 @@ def main(argv):
     signal.signal(signal.SIGHUP, signal.default_int_handler)
     try:
         try:
-            # Run as runpy.run_path would, less its ~20 ms of imports.
-            conf = PROJECT / "gunicorn.conf.py"
-            CONF.update(__file__=str(conf), __name__="ctl")
-            exec(compile(conf.read_bytes(), conf, "exec"), CONF)
+            conf = str(PROJECT / "gunicorn.conf.py")
+            CONF.update(runpy.run_path(conf, run_name="ctl"))
         except Exception as error:
             raise Failure(f"gunicorn.conf.py fails: {error!r}") from None
         scripts = ("start", "stop", "restart", "status")
@@ -359,8 +358,9 @@ def drain(ports, values):
 
 def end(masters, wait):
     """TERM masters of ours and wait until they are gone; after wait seconds,
-    KILL each one's process group (its workers too), while its pid is still
-    the master seen at the TERM."""
+    KILL each one still the master seen at the TERM: with its process group
+    (its workers) when it leads one; a new master of a reload shares its old
+    master's group, and its workers exit when they see their master gone."""
     seen = {pid: found.start for pid in masters if (found := proc(pid))}
     for pid in seen:
         with contextlib.suppress(ProcessLookupError):  # ended meanwhile
@@ -374,7 +374,8 @@ def end(masters, wait):
     for pid, start in seen.items():
         with contextlib.suppress(OSError):
             if same(pid, start):
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
+                leads = os.getpgid(pid) == pid
+                (os.killpg if leads else os.kill)(pid, signal.SIGKILL)
     wait_until(gone, 10, "the killed server to go")
     say(f"{APP} did not stop within {wait} s: killed")
 
@@ -694,7 +695,7 @@ def check_address(values):
     except OSError as error:
         why = f"cannot listen on {host}:{port}: {error}"
         if error.errno == errno.EADDRINUSE:
-            why = f"port {port} is in use{by_whom(port)}: use another, e.g. "
+            why = f"port {port} is in use: use another, e.g. "
             why += f"PORT={port % 65535 + 1} sh start.sh"
         elif error.errno == errno.EADDRNOTAVAIL:
             why = f"{host} is not an address of this host: use one it has "
@@ -711,28 +712,12 @@ def address(host):
         return host if ":" in host else socket.gethostbyname(host)
 
 
-def by_whom(port):
-    """Return " by NAME (pid N)" for the program listening on port, when ss can tell."""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        ss = subprocess.run(
-            ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True
-        )
-        found = {
-            int(pid): name
-            for name, pid in re.findall(r'"([^"]+)",pid=(\d+)', ss.stdout)
-        }
-        for pid, name in found.items():  # a master, not one of its workers
-            if getattr(proc(pid), "ppid", None) not in found:
-                return f" by {repr(name)[1:-1]} (pid {pid})"  # as ss shows it
-    return ""
-
-
 def in_use(port, every=False):
-    """Return " on port P" and, when another program listens there, by whom."""
+    """Return " on port P", and say when another program listens there."""
     with socket.socket() as test:
         if every or test.connect_ex(("127.0.0.1", port)):
             return "" if every else f" on port {port}"
-    return f" on port {port}; port {port} is in use{by_whom(port)}"
+    return f" on port {port}; port {port} is in use"
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ops import ctl
 from tests.conftest import listening, wait_until
 
 
@@ -269,6 +270,22 @@ def test_ctrl_c_during_a_restart_keeps_the_old_server(started):
     assert restart.returncode == 130
     assert (out, err) == ("", f"interrupted: pid {pid} serves on\n")
     assert forked_masters(started, pid) == []
+    serves_on(started, pid)
+
+
+def test_a_new_master_that_will_not_stop_is_killed_alone(started):
+    # A new master shares its old master's process group: a KILL of that
+    # group would take the server down with it.
+    pid = started.pid()
+    write_env(started, "START_TIMEOUT=2\n")
+    write_code(started, *in_the_new_master("time.sleep(60)"))
+    restart = started.popen("restart.sh")
+    new = wait_for_a_new_master(started, pid)
+    os.kill(new, signal.SIGSTOP)  # deaf to the TERM of the undo
+    out, err = restart.communicate(timeout=30)
+    assert restart.returncode == 1
+    assert err.endswith(f"; pid {pid} serves on\n"), err
+    assert ctl.proc(new) is None
     serves_on(started, pid)
 
 

@@ -161,7 +161,7 @@ def test_a_lost_pidfile_leaves_the_server_alone_and_names_it(started):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(
         f"{started.path.name} is not running on port {started.port}; "
-        f"port {started.port} is in use by gunicorn (pid "
+        f"port {started.port} is in use\n"
     )
     assert started.servers() == [pid]
     assert started.get()[0] == 200
