@@ -7,6 +7,7 @@ says why when they are missing.
 """
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -39,12 +40,15 @@ def missing():
 def cached(name, make):
     """Return CACHE/name, made by make(folder) first if missing."""
     path = CACHE / name
-    if not path.exists():
-        draft = CACHE / f"{name}.draft"
-        shutil.rmtree(draft, ignore_errors=True)
-        draft.parent.mkdir(parents=True, exist_ok=True)
-        make(draft)
-        draft.rename(path)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    # The tests run in several processes: one makes it, the others wait.
+    with open(CACHE / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            draft = CACHE / f"{name}.draft"
+            shutil.rmtree(draft, ignore_errors=True)
+            make(draft)
+            draft.rename(path)
     return path
 
 

@@ -29,4 +29,6 @@ fi
 "$bin/ruff" check .
 "$bin/ruff" format --check .
 git ls-files -z '*.sh' .ci/run | xargs -0 "$bin/shellcheck"
-"$bin/python" -m pytest "$@"
+# Four test files at a time (pytest-xdist; each file in one process, for its
+# shared fixtures): the lifecycle tests mostly wait on gunicorn and podman.
+"$bin/python" -m pytest -n 4 --dist loadfile "$@"
