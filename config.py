@@ -31,3 +31,7 @@ TRUSTED_HOSTS: list[str] | None = None
 # Number of reverse proxies in front (nginx: 1) whose X-Forwarded-For and
 # X-Forwarded-Proto headers are trusted. 0 trusts none: a client could fake them.
 TRUSTED_PROXIES = 0
+
+# Seconds a readiness check (app/health.py) may take before /health/ready counts
+# it as failing; add_check(..., timeout=) sets one check's own.
+HEALTH_CHECK_TIMEOUT = 2.0

@@ -7,10 +7,18 @@ is refused by host checking (TRUSTED_HOSTS).
     def database_answers():
         db.session.execute(text("SELECT 1"))  # raises when the database is down
 
-    health.add_check(app, "database", database_answers)
+    health.add_check(app, "database", database_answers, timeout=1)
+
+Each check runs in a daemon thread of its own, one run at a time in each
+worker, and fails past its deadline (HEALTH_CHECK_TIMEOUT by default): a check
+that hangs holds that one thread, not the probe, and no worker waits for it
+to exit.
 """
 
 import os
+import threading
+import time
+import types
 
 import flask
 from flask import Blueprint, current_app
@@ -38,9 +46,36 @@ class Request(flask.Request):
         self._trusted_hosts = hosts
 
 
-def add_check(app, name, check):
-    """Register check, a function that raises or returns False when not ready."""
-    app.extensions.setdefault("health_checks", {})[name] = check
+def add_check(app, name, check, timeout=None):
+    """Register check, a function that raises or returns False when not ready;
+    past timeout seconds (default: HEALTH_CHECK_TIMEOUT) it counts as failing."""
+    checks = app.extensions.setdefault("health_checks", {})
+    checks[name] = types.SimpleNamespace(
+        function=check, timeout=timeout, lock=threading.Lock(), run=None
+    )
+
+
+def start(app, check):
+    """Start a run of check in a daemon thread, unless one is still running
+    (a hung check is never run twice at once); return that run."""
+    with check.lock:
+        if check.run is None or check.run.done.is_set():
+            check.run = types.SimpleNamespace(done=threading.Event(), ok=False)
+            check.run.error = None
+            job = (app, check.function, check.run)
+            threading.Thread(target=call, args=job, daemon=True).start()
+        return check.run
+
+
+def call(app, function, run):
+    """Run function once, in an app context, and record in run how it went."""
+    try:
+        with app.app_context():
+            run.ok = function() is not False
+    except Exception as error:
+        run.error = error
+    finally:
+        run.done.set()
 
 
 @bp.get("/ping")
@@ -51,17 +86,27 @@ def ping():
 
 @bp.get("/ready")
 def ready():
-    """Run every readiness check; 503 names those that fail. 503 too while
-    stop.sh drains the server (DRAIN_SECONDS), so that balancers move away."""
+    """Run every readiness check at once; 503 names those that fail, raise
+    or run past their deadline. 503 too while stop.sh drains the server
+    (DRAIN_SECONDS), so that balancers move away."""
     if os.path.exists(os.environ.get("DRAIN_FILE", "")):  # gunicorn.conf.py
         return {"status": "draining"}, 503
+    checks = current_app.extensions.get("health_checks", {})
+    app, began = current_app._get_current_object(), time.monotonic()
+    runs = {name: start(app, check) for name, check in checks.items()}
     failing = []
-    for name, check in current_app.extensions.get("health_checks", {}).items():
-        try:
-            if check() is False:
-                failing.append(name)
-        except Exception:
-            current_app.logger.exception("readiness check %s failed", name)
+    for name, run in runs.items():
+        timeout = checks[name].timeout or current_app.config["HEALTH_CHECK_TIMEOUT"]
+        answered = run.done.wait(max(0, began + timeout - time.monotonic()))
+        if not answered:
+            current_app.logger.warning(
+                "readiness check %s gave no answer within %s s", name, timeout
+            )
+        elif run.error:
+            current_app.logger.error(
+                "readiness check %s failed", name, exc_info=run.error
+            )
+        if not (answered and run.ok):
             failing.append(name)
     if failing:
         return {"status": "unavailable", "failing": failing}, 503

@@ -1,5 +1,10 @@
 """app/health.py: ping and readiness checks."""
 
+import threading
+import time
+
+from flask import current_app
+
 from app import health
 
 
@@ -83,3 +88,54 @@ def test_ready_answers_503_while_the_server_drains(client, tmp_path, monkeypatch
     response = client.get("/health/ready")
     assert (response.status_code, response.json) == (503, {"status": "draining"})
     assert client.get("/health/ping").status_code == 200, "all else is served"
+
+
+def test_a_check_that_hangs_fails_by_its_deadline_and_runs_once(make_app):
+    app = make_app({"SECRET_KEY": "k", "HEALTH_CHECK_TIMEOUT": 0.3})
+    release, calls = threading.Event(), []
+
+    def hangs():
+        calls.append(threading.current_thread())
+        release.wait(30)
+
+    health.add_check(app, "upstream", hangs)
+    health.add_check(app, "cache", lambda: True)
+    try:
+        for _ in range(3):
+            began = time.monotonic()
+            response = app.test_client().get("/health/ready")
+            assert time.monotonic() - began < 1
+            assert response.status_code == 503
+            assert response.json == {"status": "unavailable", "failing": ["upstream"]}
+        # One run in flight, however many probes: threads do not pile up, and
+        # none keeps a worker from exiting.
+        assert len(calls) == 1 and calls[0].daemon
+    finally:
+        release.set()
+    calls[0].join(5)
+    assert app.test_client().get("/health/ready").status_code == 200
+    assert len(calls) == 2
+
+
+def test_each_check_may_have_its_own_deadline(make_app):
+    app = make_app({"SECRET_KEY": "k", "HEALTH_CHECK_TIMEOUT": 0.1})
+    health.add_check(app, "slow but allowed", lambda: time.sleep(0.4), timeout=2)
+    health.add_check(app, "slow", lambda: time.sleep(0.4))
+    response = app.test_client().get("/health/ready")
+    assert response.json == {"status": "unavailable", "failing": ["slow"]}
+
+
+def test_checks_run_at_once_so_deadlines_do_not_add_up(make_app):
+    app = make_app({"SECRET_KEY": "k", "HEALTH_CHECK_TIMEOUT": 1})
+    for name in ("a", "b", "c", "d"):
+        health.add_check(app, name, lambda: time.sleep(0.5))
+    began = time.monotonic()
+    assert app.test_client().get("/health/ready").status_code == 200
+    assert time.monotonic() - began < 1.5
+
+
+def test_a_check_runs_in_an_app_context(app):
+    health.add_check(
+        app, "config", lambda: current_app.config["SECRET_KEY"] == "test key"
+    )
+    assert app.test_client().get("/health/ready").status_code == 200

@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from config import HEALTH_CHECK_TIMEOUT
 from tests.conftest import PROJECT
 
 KUBERNETES = "1.32.0"
@@ -80,7 +81,9 @@ def test_rollouts_keep_capacity(manifests):
 
 def test_probes_ask_the_right_routes(app):
     assert app["readinessProbe"]["httpGet"]["path"] == "/health/ready"
-    assert app["livenessProbe"]["httpGet"]["path"] == "/health/ping"
+    # Liveness by TCP: an HTTP probe fails while every worker thread is busy.
+    assert app["livenessProbe"]["tcpSocket"]["port"] == "http"
+    assert app["readinessProbe"]["timeoutSeconds"] > HEALTH_CHECK_TIMEOUT
     assert app["startupProbe"]["httpGet"]["path"] == "/health/ping"
 
 
