@@ -37,6 +37,12 @@ SETTINGS = {
     "GRACEFUL_TIMEOUT": ("30", range(1, 3601)),
     "START_TIMEOUT": ("30", range(1, 3601)),
     "DRAIN_SECONDS": ("0", range(0, 3601)),
+    "STATSD_HOST": ("", re.compile(r"([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}|")),
+}
+# What a value of each pattern may look like.
+EXAMPLES = {
+    "HOST": "an address such as 127.0.0.1, or 0.0.0.0 for all",
+    "STATSD_HOST": "host:port, such as 127.0.0.1:8125 (or nothing: no metrics)",
 }
 
 
@@ -53,8 +59,8 @@ def checked(name, text):
             return text.lower()
         raise ValueError(f"use one of {', '.join(allowed)}")
     if allowed.fullmatch(text):
-        return text.strip("[]")
-    raise ValueError("use an address such as 127.0.0.1, or 0.0.0.0 for all")
+        return text[1:-1] if text[:1] + text[-1:] == "[]" else text  # [::1]
+    raise ValueError(f"use {EXAMPLES[name]}")
 
 
 def env_file():
@@ -147,6 +153,13 @@ os.umask(0o027)
 # Under systemd, in the unit's runtime folder: the project is read-only there.
 run = os.environ.get("RUNTIME_DIRECTORY", f"{PROJECT}/run")
 os.environ["DRAIN_FILE"] = f"{run}/app-{values['PORT']}.drain"
+
+# Metrics by statsd, gunicorn's own (README, "Metrics"): off unless STATSD_HOST
+# is set. Named after the app (FLASK_APP_NAME, else the folder), in the
+# characters statsd names allow.
+statsd_host = values["STATSD_HOST"] or None
+name = os.environ.get("FLASK_APP_NAME") or PROJECT.name
+statsd_prefix = re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 # One format for the app's lines and gunicorn's, defined in app/log.py: named
 # here, not imported (gunicorn imports it as it sets logging up).

@@ -78,6 +78,26 @@ def test_a_bad_value_stops_gunicorn_in_one_line(load):
     )
 
 
+def test_statsd_is_off_unless_asked_and_named_after_the_app(load, monkeypatch):
+    assert load().statsd_host is None
+    monkeypatch.setenv("FLASK_APP_NAME", "shop.eu")  # a dot would split the name
+    cfg = load(STATSD_HOST="[::1]:9125")
+    assert (cfg.statsd_host, cfg.statsd_prefix) == (("::1", 9125), "shop_eu")
+    assert load(STATSD_HOST="statsd.internal:8125").statsd_host == (
+        "statsd.internal",
+        8125,
+    )
+
+
+def test_a_statsd_host_with_no_port_is_refused(load):
+    with pytest.raises(SystemExit) as stop:
+        load(STATSD_HOST="127.0.0.1")
+    assert stop.value.code == (
+        "error: STATSD_HOST='127.0.0.1' in the environment: use host:port, such "
+        "as 127.0.0.1:8125 (or nothing: no metrics)"
+    )
+
+
 def test_debug_mode_is_never_on_under_gunicorn(load, monkeypatch):
     monkeypatch.setenv("FLASK_DEBUG", "1")
     load()
@@ -188,7 +208,7 @@ def test_a_blueprint_that_does_not_compile_fails_the_start_in_one_line(site):
     assert result.returncode == 1
     assert result.stderr == (
         "error: start failed: gunicorn exited (1): SyntaxError: invalid syntax "
-        f"(app/health.py, line 71) (logs/app-{site.port}.log)\n"
+        f"(app/health.py, line 116) (logs/app-{site.port}.log)\n"
     )
     assert site.servers() == []
     assert not site.pidfile().exists()
