@@ -52,23 +52,9 @@ def podman(*args, check=True, timeout=300):
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
     """The app's image, built offline from a copy of the project."""
-    conf = tmp_path_factory.mktemp("podman") / "containers.conf"
-    conf.write_text(CONTAINERS_CONF)
-    kept = os.environ.get("CONTAINERS_CONF")
-    os.environ["CONTAINERS_CONF"] = str(conf)
-    root = nspawn.debian_root()
-    base = f"localhost/starter-base:{root.name}"
-    if subprocess.run(["podman", "image", "exists", base]).returncode:
-        # No registry needed: the base is the Debian root the systemd tests use.
-        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        podman_import = ["podman", "import", "-q", "-", base]
-        subprocess.run(podman_import, stdin=tar.stdout, check=True, timeout=300)
-        tar.wait()
-    context = copy_project(tmp_path_factory.mktemp("context"))
-    with open(context / "wsgi.py", "a") as wsgi:
-        wsgi.write(SLOW_ROUTE)
-    wheels = nspawn.wheelhouse(PROJECT / "requirements.txt")
-    shutil.copytree(wheels, context / "wheels")  # used instead of the index
+    kept = use_podman(tmp_path_factory)
+    base = base_image()
+    context = build_context(tmp_path_factory.mktemp("context"), SLOW_ROUTE)
     # What must stay out of the image.
     (context / ".env").write_text("FLASK_SECRET_KEY=from-the-env-file\n")
     (context / "instance" / "config.py").write_text(
@@ -96,6 +82,40 @@ def image(tmp_path_factory):
     os.environ.pop("CONTAINERS_CONF")
     if kept is not None:
         os.environ["CONTAINERS_CONF"] = kept
+
+
+def use_podman(tmp_path_factory):
+    """Point podman at a configuration it can run with here; return the
+    CONTAINERS_CONF this replaces, for the caller to restore."""
+    conf = tmp_path_factory.mktemp("podman") / "containers.conf"
+    conf.write_text(CONTAINERS_CONF)
+    kept = os.environ.get("CONTAINERS_CONF")
+    os.environ["CONTAINERS_CONF"] = str(conf)
+    return kept
+
+
+def base_image():
+    """The base image's name, imported from the Debian root of the systemd
+    tests the first time: no registry is needed."""
+    root = nspawn.debian_root()
+    base = f"localhost/starter-base:{root.name}"
+    if subprocess.run(["podman", "image", "exists", base]).returncode:
+        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        podman_import = ["podman", "import", "-q", "-", base]
+        subprocess.run(podman_import, stdin=tar.stdout, check=True, timeout=300)
+        tar.wait()
+    return base
+
+
+def build_context(folder, route):
+    """A copy of the project in folder, with route added to wsgi.py and the
+    wheels of the offline route, which the Containerfile uses instead of the
+    index."""
+    context = copy_project(folder)
+    with open(context / "wsgi.py", "a") as wsgi:
+        wsgi.write(route)
+    shutil.copytree(nspawn.wheelhouse(PROJECT / "requirements.txt"), context / "wheels")
+    return context
 
 
 @pytest.fixture
