@@ -119,3 +119,14 @@ def test_up_healthy_graceful_stop_down(composed):
 
     compose(folder, name, "down")
     assert podman("ps", "-a", "-q", "--filter", f"name={container}") == ""
+
+
+@pytest.mark.parametrize("env", ["", 'FLASK_SECRET_KEY=""\n'])
+def test_no_key_in_env_file_is_refused_naming_it(tmp_path, env):
+    shutil.copy(PROJECT / "compose.yaml", tmp_path)
+    (tmp_path / ".env").write_text(env)
+    result = subprocess.run(
+        [*COMPOSE, "config"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert result.stderr.splitlines()[-1].endswith("set FLASK_SECRET_KEY in .env")
