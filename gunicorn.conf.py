@@ -16,6 +16,7 @@ import gc
 import os
 import re
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -24,10 +25,14 @@ PROJECT = Path(__file__).resolve().parent
 PING, MASTER_HEADER = "/health/ping", "X-Master"
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
+# A host name, an IPv4 address, or an IPv6 one (two colons at least: one
+# colon is a host and a port), in brackets or not.
+IPV6 = r"[0-9A-Fa-f.]*(?::[0-9A-Fa-f.]*){2,}"
+ADDRESS = rf"[A-Za-z0-9.\-]+|{IPV6}|\[{IPV6}\]"
 # name: (default, what a value may be: a range of whole numbers, the words
 # allowed, or a pattern)
 SETTINGS = {
-    "HOST": ("127.0.0.1", re.compile(r"[A-Za-z0-9.:\-]+|\[[0-9A-Fa-f:.]+\]")),
+    "HOST": ("127.0.0.1", re.compile(ADDRESS)),
     "PORT": ("5000", range(1, 65536)),
     "WEB_CONCURRENCY": ("2", range(1, 65)),
     "LOG_LEVEL": ("info", LEVELS),
@@ -37,12 +42,14 @@ SETTINGS = {
     "GRACEFUL_TIMEOUT": ("30", range(1, 3601)),
     "START_TIMEOUT": ("30", range(1, 3601)),
     "DRAIN_SECONDS": ("0", range(0, 3601)),
-    "STATSD_HOST": ("", re.compile(r"([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}|")),
+    "STATSD_HOST": ("", re.compile(f"{ADDRESS}|")),  # empty: no metrics
+    "STATSD_PORT": ("8125", range(1, 65536)),
 }
 # What a value of each pattern may look like.
 EXAMPLES = {
     "HOST": "an address such as 127.0.0.1, or 0.0.0.0 for all",
-    "STATSD_HOST": "host:port, such as 127.0.0.1:8125 (or nothing: no metrics)",
+    "STATSD_HOST": "an address such as 127.0.0.1 (its port goes in STATSD_PORT), "
+    "or nothing for no metrics",
 }
 
 
@@ -155,11 +162,16 @@ run = os.environ.get("RUNTIME_DIRECTORY", f"{PROJECT}/run")
 os.environ["DRAIN_FILE"] = f"{run}/app-{values['PORT']}.drain"
 
 # Metrics by statsd, gunicorn's own (README, "Metrics"): off unless STATSD_HOST
-# is set. Named after the app (FLASK_APP_NAME, else the folder), in the
-# characters statsd names allow.
-statsd_host = values["STATSD_HOST"] or None
-name = os.environ.get("FLASK_APP_NAME") or PROJECT.name
-statsd_prefix = re.sub(r"[^A-Za-z0-9_-]", "_", name)
+# is set. Named after the app as the app reads its name (FLASK_APP_NAME from
+# the environment or .env, else the folder's), in the characters statsd allows.
+statsd = values["STATSD_HOST"]
+statsd_host = f"[{statsd}]" if ":" in statsd else statsd
+statsd_host = f"{statsd_host}:{values['STATSD_PORT']}" if statsd else None
+try:
+    name = os.environ.get("FLASK_APP_NAME") or env_file().get("FLASK_APP_NAME")
+except (OSError, UnicodeDecodeError):  # read() has said why
+    name = None
+statsd_prefix = re.sub(r"[^A-Za-z0-9_-]", "_", name or PROJECT.name)
 
 # One format for the app's lines and gunicorn's, defined in app/log.py: named
 # here, not imported (gunicorn imports it as it sets logging up).
@@ -174,14 +186,21 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"line": {"()": f"app.log.{style}"}},
-    "filters": {"no_probes": {"()": lambda: no_probes}},
+    "filters": {
+        "no_probes": {"()": lambda: no_probes},
+        "quiet_statsd": {"()": lambda: quiet_statsd},
+    },
     "handlers": {
         "stderr": dict(handler, stream="ext://sys.stderr"),
         "stdout": dict(handler, stream="ext://sys.stdout"),
     },
     "root": {"level": loglevel.upper(), "handlers": ["stderr"]},
     "loggers": {
-        "gunicorn.error": {"handlers": ["stderr"], "propagate": False},
+        "gunicorn.error": {
+            "handlers": ["stderr"],
+            "filters": ["quiet_statsd"],
+            "propagate": False,
+        },
         "gunicorn.access": dict(access, propagate=False),
     },
 }
@@ -192,6 +211,20 @@ def no_probes(record):
     return not record.args["U"].startswith("/health/")
 
 
+def quiet_statsd(record):
+    """Let one "cannot send to statsd" a minute through, in each process: with
+    the statsd server down, gunicorn would log a traceback per request."""
+    if not record.getMessage().startswith("Error sending message to statsd"):
+        return True
+    if time.monotonic() - quiet_statsd.last < 60:
+        return False
+    quiet_statsd.last = time.monotonic()
+    return True
+
+
+quiet_statsd.last = float("-inf")
+
+
 def when_ready(server):
     """Hide the preloaded app's objects from the garbage collector before the
     workers fork (Python's gc docs advise it for fork without exec): a worker's
@@ -200,15 +233,17 @@ def when_ready(server):
     the app left open that every worker would share."""
     gc.freeze()
     ours = {listener.fileno() for listener in server.LISTENERS} | {0, 1, 2}
-    if statsd := getattr(server.log, "sock", None):
-        ours.add(statsd.fileno())
+    if sock := getattr(server.log, "sock", None):
+        ours.add(sock.fileno())
+    elif statsd_host:  # gunicorn gives up on an address it cannot use, silently
+        server.log.warning("no metrics: STATSD_HOST %s does not resolve", statsd)
     listed = os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []
     for fd in set(map(int, listed)) - ours:
         with contextlib.suppress(OSError):  # the listing's own fd, now closed
             what = os.readlink(f"/proc/self/fd/{fd}")
             flags = int(Path(f"/proc/self/fdinfo/{fd}").read_text().split()[3], 8)
             # A database file, say; not a log, which is opened to append.
-            file = what.startswith("/") and not what.startswith("/dev/")
+            file = what.startswith("/") and what != "/dev/null"
             writes = file and flags & (os.O_ACCMODE | os.O_APPEND) == os.O_RDWR
             if what.startswith("socket:") or writes:
                 server.log.warning(

@@ -35,5 +35,5 @@ def create_app(test_config=None, instance_path=None, env_file=None):
     errors.init_app(app)
     body.init_app(app)
     commands.init_app(app)
-    app.register_blueprint(health.bp)
+    health.init_app(app)
     return app

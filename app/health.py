@@ -15,6 +15,8 @@ that hangs holds that one thread, not the probe, and no worker waits for it
 to exit.
 """
 
+import inspect
+import math
 import os
 import threading
 import time
@@ -22,6 +24,8 @@ import types
 
 import flask
 from flask import Blueprint, current_app
+
+from app.config import ConfigError
 
 bp = Blueprint("health", __name__, url_prefix="/health")
 # The exact paths spared host checking: any other, /health//ping say, would
@@ -46,22 +50,42 @@ class Request(flask.Request):
         self._trusted_hosts = hosts
 
 
+def init_app(app):
+    """Serve /health/*; refuse a HEALTH_CHECK_TIMEOUT that no probe can wait for."""
+    seconds = app.config["HEALTH_CHECK_TIMEOUT"]
+    if not 0 < seconds <= 60:  # nan and inf too
+        source = app.extensions["settings_sources"]["HEALTH_CHECK_TIMEOUT"]
+        raise ConfigError(
+            f"{source}: HEALTH_CHECK_TIMEOUT must be more than 0 and at most 60 "
+            f"seconds, not {seconds!r}"
+        )
+    app.register_blueprint(bp)
+
+
 def add_check(app, name, check, timeout=None):
     """Register check, a function that raises or returns False when not ready;
     past timeout seconds (default: HEALTH_CHECK_TIMEOUT) it counts as failing."""
     checks = app.extensions.setdefault("health_checks", {})
+    if name in checks:
+        raise ValueError(f"a readiness check named {name!r} is already registered")
+    if inspect.iscoroutinefunction(check):  # its coroutine would never run
+        raise ValueError(f"readiness check {name!r} must be a plain function")
+    if timeout is not None and not 0 < timeout <= 60:
+        raise ValueError(f"readiness check {name!r}: timeout must be 0 to 60 s")
     checks[name] = types.SimpleNamespace(
         function=check, timeout=timeout, lock=threading.Lock(), run=None
     )
 
 
-def start(app, check):
-    """Start a run of check in a daemon thread, unless one is still running
-    (a hung check is never run twice at once); return that run."""
+def start(app, check, timeout):
+    """Start a run of check in a daemon thread, with timeout seconds until its
+    deadline, unless one is still running (a hung check is never run twice at
+    once, and a probe waits no longer than that run's own deadline)."""
     with check.lock:
         if check.run is None or check.run.done.is_set():
             check.run = types.SimpleNamespace(done=threading.Event(), ok=False)
-            check.run.error = None
+            check.run.error, check.run.finished = None, math.inf
+            check.run.deadline = time.monotonic() + timeout
             job = (app, check.function, check.run)
             threading.Thread(target=call, args=job, daemon=True).start()
         return check.run
@@ -72,9 +96,10 @@ def call(app, function, run):
     try:
         with app.app_context():
             run.ok = function() is not False
-    except Exception as error:
+    except BaseException as error:  # SystemExit too: it would end this thread only
         run.error = error
     finally:
+        run.finished = time.monotonic()
         run.done.set()
 
 
@@ -92,13 +117,17 @@ def ready():
     if os.path.exists(os.environ.get("DRAIN_FILE", "")):  # gunicorn.conf.py
         return {"status": "draining"}, 503
     checks = current_app.extensions.get("health_checks", {})
-    app, began = current_app._get_current_object(), time.monotonic()
-    runs = {name: start(app, check) for name, check in checks.items()}
+    app = current_app._get_current_object()
+    default = app.config["HEALTH_CHECK_TIMEOUT"]
+    runs = {
+        name: start(app, check, check.timeout or default)
+        for name, check in checks.items()
+    }
     failing = []
     for name, run in runs.items():
-        timeout = checks[name].timeout or current_app.config["HEALTH_CHECK_TIMEOUT"]
-        answered = run.done.wait(max(0, began + timeout - time.monotonic()))
-        if not answered:
+        run.done.wait(max(0, run.deadline - time.monotonic()))
+        if run.finished > run.deadline:
+            timeout = checks[name].timeout or default
             current_app.logger.warning(
                 "readiness check %s gave no answer within %s s", name, timeout
             )
@@ -106,7 +135,7 @@ def ready():
             current_app.logger.error(
                 "readiness check %s failed", name, exc_info=run.error
             )
-        if not (answered and run.ok):
+        if run.finished > run.deadline or not run.ok:
             failing.append(name)
     if failing:
         return {"status": "unavailable", "failing": failing}, 503

@@ -53,7 +53,7 @@ def build_recipe(project, page):
         config.write("\n" + setting)
     factory = project / "app" / "__init__.py"
     text = re.sub(r"^ +from app import .*\n", imports, factory.read_text(), flags=re.M)
-    anchor = "    app.register_blueprint(health.bp)\n"
+    anchor = "    health.init_app(app)\n"
     factory.write_text(text.replace(anchor, init + anchor))
     for check in (["check"], ["format", "--check"]):
         result = subprocess.run(

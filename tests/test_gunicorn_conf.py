@@ -81,21 +81,29 @@ def test_a_bad_value_stops_gunicorn_in_one_line(load):
 def test_statsd_is_off_unless_asked_and_named_after_the_app(load, monkeypatch):
     assert load().statsd_host is None
     monkeypatch.setenv("FLASK_APP_NAME", "shop.eu")  # a dot would split the name
-    cfg = load(STATSD_HOST="[::1]:9125")
+    cfg = load(STATSD_HOST="::1", STATSD_PORT="9125")
     assert (cfg.statsd_host, cfg.statsd_prefix) == (("::1", 9125), "shop_eu")
-    assert load(STATSD_HOST="statsd.internal:8125").statsd_host == (
-        "statsd.internal",
-        8125,
-    )
+    cfg = load(STATSD_HOST="statsd.internal", STATSD_PORT="8125")
+    assert cfg.statsd_host == ("statsd.internal", 8125)
 
 
-def test_a_statsd_host_with_no_port_is_refused(load):
+def test_the_metrics_take_the_app_name_from_env_file_too(load, tmp_path):
+    (tmp_path / ".env").write_text("FLASK_APP_NAME=shop\n")
+    assert load(STATSD_HOST="127.0.0.1").statsd_prefix == "shop"
+
+
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        ({"STATSD_HOST": "127.0.0.1:8125"}, "its port goes in STATSD_PORT"),
+        ({"STATSD_HOST": "a b"}, "use an address such as 127.0.0.1"),
+        ({"STATSD_HOST": "127.0.0.1", "STATSD_PORT": "99999"}, "from 1 to 65535"),
+    ],
+)
+def test_a_statsd_address_that_cannot_work_is_refused(load, given, why):
     with pytest.raises(SystemExit) as stop:
-        load(STATSD_HOST="127.0.0.1")
-    assert stop.value.code == (
-        "error: STATSD_HOST='127.0.0.1' in the environment: use host:port, such "
-        "as 127.0.0.1:8125 (or nothing: no metrics)"
-    )
+        load(**given)
+    assert why in stop.value.code
 
 
 def test_debug_mode_is_never_on_under_gunicorn(load, monkeypatch):
@@ -208,7 +216,7 @@ def test_a_blueprint_that_does_not_compile_fails_the_start_in_one_line(site):
     assert result.returncode == 1
     assert result.stderr == (
         "error: start failed: gunicorn exited (1): SyntaxError: invalid syntax "
-        f"(app/health.py, line 116) (logs/app-{site.port}.log)\n"
+        f"(app/health.py, line 145) (logs/app-{site.port}.log)\n"
     )
     assert site.servers() == []
     assert not site.pidfile().exists()

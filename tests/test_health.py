@@ -1,11 +1,14 @@
 """app/health.py: ping and readiness checks."""
 
+import sys
 import threading
 import time
 
+import pytest
 from flask import current_app
 
 from app import health
+from app.config import ConfigError
 
 
 def test_ping_answers_ok_with_the_app_name(client):
@@ -139,3 +142,48 @@ def test_a_check_runs_in_an_app_context(app):
         app, "config", lambda: current_app.config["SECRET_KEY"] == "test key"
     )
     assert app.test_client().get("/health/ready").status_code == 200
+
+
+def test_a_probe_waits_no_longer_than_the_run_in_flight_has_left(make_app):
+    app = make_app({"SECRET_KEY": "k", "HEALTH_CHECK_TIMEOUT": 0.5})
+    release = threading.Event()
+    health.add_check(app, "upstream", lambda: release.wait(30))
+    try:
+        assert app.test_client().get("/health/ready").status_code == 503
+        # The run is past its deadline: later probes do not wait for it again.
+        began = time.monotonic()
+        assert app.test_client().get("/health/ready").status_code == 503
+        assert time.monotonic() - began < 0.1
+    finally:
+        release.set()
+
+
+def test_a_check_that_ends_with_system_exit_is_logged(app, caplog):
+    health.add_check(app, "exits", lambda: sys.exit(3))
+    assert app.test_client().get("/health/ready").json["failing"] == ["exits"]
+    assert "readiness check exits failed" in caplog.text
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan", "inf", "61"])
+def test_a_deadline_no_probe_can_wait_for_is_refused(make_app, monkeypatch, seconds):
+    monkeypatch.setenv("FLASK_HEALTH_CHECK_TIMEOUT", seconds)
+    with pytest.raises(ConfigError) as refused:
+        make_app({"SECRET_KEY": "k"})
+    assert str(refused.value) == (
+        "FLASK_HEALTH_CHECK_TIMEOUT in the environment: HEALTH_CHECK_TIMEOUT must "
+        f"be more than 0 and at most 60 seconds, not {float(seconds)!r}"
+    )
+
+
+def test_mistakes_in_add_check_are_refused(app):
+    health.add_check(app, "db", lambda: True)
+    with pytest.raises(ValueError, match="'db' is already registered"):
+        health.add_check(app, "db", lambda: False)
+
+    async def coroutine():
+        return False
+
+    with pytest.raises(ValueError, match="must be a plain function"):
+        health.add_check(app, "async", coroutine)
+    with pytest.raises(ValueError, match="timeout must be 0 to 60 s"):
+        health.add_check(app, "never", lambda: True, timeout=0)

@@ -32,7 +32,7 @@ def test_the_blueprint_steps_give_code_that_passes_ruff_and_answers(project, nam
     assert len(line.findall(text)) == 1, "one import line of the app's modules"
     indent = line.search(text)[1]
     text = line.sub(lambda _: textwrap.indent(textwrap.dedent(imports), indent), text)
-    anchor = "    app.register_blueprint(health.bp)\n"
+    anchor = "    health.init_app(app)\n"
     assert anchor in text
     factory.write_text(text.replace(anchor, anchor + register))
     ruff = [sys.executable, "-m", "ruff"]

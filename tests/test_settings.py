@@ -24,6 +24,7 @@ DEFAULTS = {
     "START_TIMEOUT": 30,
     "DRAIN_SECONDS": 0,
     "STATSD_HOST": "",
+    "STATSD_PORT": 8125,
 }
 
 

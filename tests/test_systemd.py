@@ -10,7 +10,8 @@ import pytest
 from tests import nspawn
 from tests.conftest import PROJECT, copy_project
 
-pytestmark = pytest.mark.lifecycle
+# One process runs them all: they share the booted machine.
+pytestmark = [pytest.mark.lifecycle, pytest.mark.xdist_group("systemd")]
 
 UNIT = "myapp@5000"
 URL = "http://127.0.0.1:5000"
