@@ -273,7 +273,7 @@ def upgrade(old, values):
         shield()
         with contextlib.suppress(Failure):  # a Ctrl-C may come before the fork
             wait_until(lambda: new_masters(old), 0.5, "the fork")
-        end(new_masters(old) | {new} - {None}, 5)
+        end(new_masters(old) | {new} - {None}, 5, "the new master")
         kept = (
             f"pid {old} serves on" if proc(old) else f"{APP} has stopped: sh start.sh"
         )
@@ -356,11 +356,12 @@ def drain(ports, values):
         raise KeyboardInterrupt(f"{APP} keeps serving") from None
 
 
-def end(masters, wait):
+def end(masters, wait, who=APP):
     """TERM masters of ours and wait until they are gone; after wait seconds,
     KILL each one still the master seen at the TERM: with its process group
     (its workers) when it leads one; a new master of a reload shares its old
-    master's group, and its workers exit when they see their master gone."""
+    master's group, and its workers exit when they see their master gone. The
+    message of a KILL names who (the app, or the new master of a reload)."""
     seen = {pid: found.start for pid in masters if (found := proc(pid))}
     for pid in seen:
         with contextlib.suppress(ProcessLookupError):  # ended meanwhile
@@ -377,7 +378,7 @@ def end(masters, wait):
                 leads = os.getpgid(pid) == pid
                 (os.killpg if leads else os.kill)(pid, signal.SIGKILL)
     wait_until(gone, 10, "the killed server to go")
-    say(f"{APP} did not stop within {wait} s: killed")
+    say(f"{who} did not stop within {wait} s: killed")
 
 
 def name_the_others(done):

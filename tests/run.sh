@@ -29,7 +29,6 @@ fi
 "$bin/ruff" check .
 "$bin/ruff" format --check .
 git ls-files -z '*.sh' .ci/run | xargs -0 "$bin/shellcheck"
-# Four tests at a time (pytest-xdist): the lifecycle tests mostly wait on
-# gunicorn and podman. Those that share a module's fixture (xdist_group: an
-# image, a booted systemd) run in one process.
-"$bin/python" -m pytest -n 4 --dist loadgroup "$@"
+# Four test files at a time (pytest-xdist; each file in one process, for its
+# shared fixtures): the lifecycle tests mostly wait on gunicorn and podman.
+"$bin/python" -m pytest -n 4 --dist loadfile "$@"

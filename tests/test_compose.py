@@ -20,8 +20,6 @@ from tests.test_container import base_image, build_context, podman, use_podman
 COMPOSE = [str(Path(sys.executable).with_name("podman-compose"))]
 pytestmark = [
     pytest.mark.lifecycle,
-    # One process runs them all: they share a module's fixture.
-    pytest.mark.xdist_group("compose"),
     pytest.mark.skipif(
         bool(nspawn.missing()) or not shutil.which("podman"),
         reason=nspawn.missing() or "podman is not installed (apt-get install podman)",

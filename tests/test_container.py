@@ -17,8 +17,6 @@ from tests.test_kubernetes import render_manifests
 
 pytestmark = [
     pytest.mark.lifecycle,
-    # One process runs them all: they share a module's fixture.
-    pytest.mark.xdist_group("container"),
     pytest.mark.skipif(
         bool(nspawn.missing()) or not shutil.which("podman"),
         reason=nspawn.missing() or "podman is not installed (apt-get install podman)",

@@ -2,6 +2,7 @@
 UDP listener."""
 
 import contextlib
+import os
 import re
 import runpy
 import socket
@@ -56,7 +57,12 @@ def test_a_statsd_server_that_is_down_costs_a_line_a_minute_not_one_a_request(si
 def test_an_address_gunicorn_cannot_use_is_said_in_the_log(monkeypatch):
     monkeypatch.setenv("STATSD_HOST", "statsd.invalid")
     monkeypatch.setitem(sys.modules, "server_settings", types.ModuleType("fresh"))
-    conf = runpy.run_path(str(PROJECT / "gunicorn.conf.py"), run_name="test")
+    monkeypatch.setenv("DRAIN_FILE", "")  # what the file sets in this process
+    umask = os.umask(0o022)
+    try:
+        conf = runpy.run_path(str(PROJECT / "gunicorn.conf.py"), run_name="test")
+    finally:
+        os.umask(umask)
     warnings = []
     log = types.SimpleNamespace(sock=None, warning=lambda *args: warnings.append(args))
     conf["when_ready"](types.SimpleNamespace(log=log, LISTENERS=[]))

@@ -162,7 +162,9 @@ def serves_on(site, pid, workers=2):
 def refused(site, result, why, pid, workers=2):
     """Assert that restart.sh refused with one line, why, and pid serves on."""
     assert result.returncode == 1
-    assert result.stdout == ""
+    # A worker that gets its TERM before gunicorn has set its signal handlers
+    # never sees it, and holds its new master past the undo's deadline.
+    assert result.stdout in ("", "the new master did not stop within 5 s: killed\n")
     assert result.stderr == f"error: {why}\n"
     serves_on(site, pid, workers)
 

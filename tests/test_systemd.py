@@ -10,8 +10,7 @@ import pytest
 from tests import nspawn
 from tests.conftest import PROJECT, copy_project
 
-# One process runs them all: they share the booted machine.
-pytestmark = [pytest.mark.lifecycle, pytest.mark.xdist_group("systemd")]
+pytestmark = pytest.mark.lifecycle
 
 UNIT = "myapp@5000"
 URL = "http://127.0.0.1:5000"

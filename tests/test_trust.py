@@ -19,8 +19,6 @@ from tests.conftest import PROJECT, Site, copy_project
 
 pytestmark = [
     pytest.mark.lifecycle,
-    # One process runs them all: they share a module's fixture.
-    pytest.mark.xdist_group("trust"),
     pytest.mark.skipif(os.getuid() != 0, reason="needs root, to make a second user"),
 ]
 STRANGER = "starter-stranger"
