@@ -28,7 +28,7 @@ def show_settings():
         click.echo(line(name, value, server["sources"][name]))
     click.echo("App settings (app.config; FLASK_<NAME> in .env or the environment):")
     sources = current_app.extensions["settings_sources"]
-    for key in sorted(current_app.config):
+    for key in sorted(current_app.config.keys() - {"DEBUG"}):  # `flask run --debug`'s
         click.echo(line(key, current_app.config[key], sources.get(key, "Flask")))
 
 

@@ -2,7 +2,7 @@
 request id, never a traceback."""
 
 from flask import current_app
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from app.request_id import current_id
 
@@ -19,10 +19,13 @@ def json_error(error):
     already logged its traceback (with the request id), and nothing of it leaks.
     """
     response = error.get_response()
+    message = error.description
+    if isinstance(error, SecurityError) and "is not trusted" in message:
+        message += " Add it to TRUSTED_HOSTS to serve it."  # the setting to change
     body = {
         "status": error.code,
         "error": error.name,
-        "message": error.description,
+        "message": message,
         "request_id": current_id(),
     }
     response.data = current_app.json.dumps(body)

@@ -52,3 +52,19 @@ def test_non_ascii_text_stays_readable(make_app):
     assert response.status_code == 400
     assert "参数错误".encode() in response.data
     assert response.json["message"] == "参数错误"
+
+
+def test_an_untrusted_host_is_told_which_setting_to_change(make_app):
+    client = make_app({"SECRET_KEY": "k", "TRUSTED_HOSTS": ["example.com"]})
+    answer = client.test_client().get("/", base_url="http://localhost:5000")
+    assert answer.status_code == 400
+    assert answer.json["message"] == (
+        "Host 'localhost:5000' is not trusted. Add it to TRUSTED_HOSTS to serve it."
+    )
+
+
+def test_debug_is_not_listed_among_the_settings(app):
+    result = app.test_cli_runner().invoke(args=["settings"])
+    assert result.exit_code == 0, result.output
+    assert "  DEBUG = " not in result.output
+    assert "  TESTING = " in result.output

@@ -35,10 +35,12 @@ def test_the_blueprint_steps_give_code_that_passes_ruff_and_answers(project, nam
     anchor = "    health.init_app(app)\n"
     assert anchor in text
     factory.write_text(text.replace(anchor, anchor + register))
+    test = next(block for block in code if block.startswith("# tests/test_orders.py"))
+    (project / "tests" / "test_orders.py").write_text(test)
     ruff = [sys.executable, "-m", "ruff"]
     for check in (["check"], ["format", "--check"]):
         result = subprocess.run(
-            [*ruff, *check, "app/__init__.py", "app/orders.py"],
+            [*ruff, *check, "app/__init__.py", "app/orders.py", "tests/test_orders.py"],
             cwd=project,
             capture_output=True,
             text=True,
@@ -49,3 +51,8 @@ def test_the_blueprint_steps_give_code_that_passes_ruff_and_answers(project, nam
         [sys.executable, "-c", probe], cwd=project, capture_output=True, text=True
     )
     assert result.stdout == "{'id': 7}\n", result.stderr
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    result = subprocess.run(
+        [*pytest, "tests/test_orders.py"], cwd=project, capture_output=True, text=True
+    )
+    assert "1 passed" in result.stdout, result.stdout + result.stderr
