@@ -31,7 +31,7 @@ IPV6 = r"[0-9A-Fa-f.]*(?::[0-9A-Fa-f.]*){2,}"
 ADDRESS = rf"[A-Za-z0-9.\-]+|{IPV6}|\[{IPV6}\]"
 # name: (default, what a value may be: a range of whole numbers, the words
 # allowed, or a pattern)
-SETTINGS = {
+SETTINGS: dict[str, tuple[str, range | tuple[str, ...] | re.Pattern[str]]] = {
     "HOST": ("127.0.0.1", re.compile(ADDRESS)),
     "PORT": ("5000", range(1, 65536)),
     "WEB_CONCURRENCY": ("2", range(1, 65)),
@@ -113,17 +113,17 @@ def read(environ):
 values, sources, problems = read(os.environ)
 # A HUP runs this file again in the running master, where an exit would stop
 # the server: there a bad value keeps the settings in force, with a warning.
-in_force = sys.modules.setdefault("server_settings", types.ModuleType("in_force"))
+in_force = vars(sys.modules.setdefault("server_settings", types.ModuleType("kept")))
 if problems and __name__ == "__config__":  # gunicorn's name for this file
-    if not hasattr(in_force, "values"):
+    if "values" not in in_force:
         sys.exit(f"error: {problems[0]}")
     print(f"warning: {problems[0]}; the settings in force stay", file=sys.stderr)
-    values = in_force.values
-if hasattr(in_force, "values"):  # a HUP: its pidfile and log need their folders
+    values = in_force["values"]
+if "values" in in_force:  # a HUP: its pidfile and log need their folders
     for folder in ("run", "logs"):
         with contextlib.suppress(OSError):
             (PROJECT / folder).mkdir(0o700, exist_ok=True)
-in_force.values = values
+in_force["values"] = values
 
 wsgi_app = "wsgi:app"
 # Always set: without it gunicorn binds 0.0.0.0:$PORT whenever PORT is set.
@@ -216,13 +216,13 @@ def quiet_statsd(record):
     the statsd server down, gunicorn would log a traceback per request."""
     if not record.getMessage().startswith("Error sending message to statsd"):
         return True
-    if time.monotonic() - quiet_statsd.last < 60:
+    if time.monotonic() < QUIET["until"]:
         return False
-    quiet_statsd.last = time.monotonic()
+    QUIET["until"] = time.monotonic() + 60
     return True
 
 
-quiet_statsd.last = float("-inf")
+QUIET = {"until": 0.0}  # in each process: gunicorn forks after logging is set
 
 
 def when_ready(server):

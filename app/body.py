@@ -21,7 +21,7 @@ def init_app(app):
 def read_body():
     """Read the request's body, if it has one, and refuse it when it is bad."""
     chunked = "chunked" in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    length = request.content_length
+    length = request.content_length or 0
     if not chunked and not length:
         return
     limit = request.max_content_length

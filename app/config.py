@@ -24,6 +24,7 @@ import types
 import typing
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -70,7 +71,7 @@ def load_config(app, test_config=None, env_file=None):
     instance_file = Path(app.instance_path) / "config.py"
 
     defaults, hints = read_pyfile(project / "config.py")
-    kinds = {key: type(value) for key, value in {**app.config, **defaults}.items()}
+    kinds: dict[str, Any] = {k: type(v) for k, v in {**app.config, **defaults}.items()}
     kinds.update(FLASK_TYPES, **hints)
     sources = dict.fromkeys(app.config, "Flask's default")
     sources.update(dict.fromkeys(defaults, "config.py"))
@@ -107,7 +108,7 @@ def read_pyfile(path):
         return {}, {}
     except SyntaxError as error:
         raise ConfigError(f"{path} line {error.lineno}: {error.msg}") from None
-    namespace = {"__file__": str(path)}
+    namespace: dict[str, Any] = {"__file__": str(path)}
     try:
         exec(code, namespace)
         hints = namespace.get("__annotations__", {})

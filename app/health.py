@@ -73,11 +73,11 @@ def add_check(app, name, check, timeout=None):
     if timeout is not None and not 0 < timeout <= 60:
         raise ValueError(f"readiness check {name!r}: timeout must be 0 to 60 s")
     checks[name] = types.SimpleNamespace(
-        function=check, timeout=timeout, lock=threading.Lock(), run=None
+        app=app, function=check, timeout=timeout, lock=threading.Lock(), run=None
     )
 
 
-def start(app, check, timeout):
+def start(check, timeout):
     """Start a run of check in a daemon thread, with timeout seconds until its
     deadline, unless one is still running (a hung check is never run twice at
     once, and a probe waits no longer than that run's own deadline)."""
@@ -86,7 +86,7 @@ def start(app, check, timeout):
             check.run = types.SimpleNamespace(done=threading.Event(), ok=False)
             check.run.error, check.run.finished = None, math.inf
             check.run.deadline = time.monotonic() + timeout
-            job = (app, check.function, check.run)
+            job = (check.app, check.function, check.run)
             threading.Thread(target=call, args=job, daemon=True).start()
         return check.run
 
@@ -117,11 +117,9 @@ def ready():
     if os.path.exists(os.environ.get("DRAIN_FILE", "")):  # gunicorn.conf.py
         return {"status": "draining"}, 503
     checks = current_app.extensions.get("health_checks", {})
-    app = current_app._get_current_object()
-    default = app.config["HEALTH_CHECK_TIMEOUT"]
+    default = current_app.config["HEALTH_CHECK_TIMEOUT"]
     runs = {
-        name: start(app, check, check.timeout or default)
-        for name, check in checks.items()
+        name: start(check, check.timeout or default) for name, check in checks.items()
     }
     failing = []
     for name, run in runs.items():

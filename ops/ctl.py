@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 PROJECT = Path(__file__).resolve().parent.parent
 APP = PROJECT.name
@@ -39,7 +40,7 @@ APP = PROJECT.name
 RUNTIME = os.environ.get("RUNTIME_DIRECTORY", "")
 RUN = Path(RUNTIME if os.path.isabs(RUNTIME) and os.geteuid() else PROJECT / "run")
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))  # a USR2 runs it again
-CONF = {}  # what running gunicorn.conf.py computed
+CONF: dict[str, Any] = {}  # what running gunicorn.conf.py computed
 
 
 # What proc() tells of a process: its parent, start (clock ticks after boot),
@@ -215,8 +216,15 @@ def launch(values):
     argv += ["--error-logfile", f"logs/{log.name}"]  # relative: the folder may move
     # PWD: the folder as named now; a reload checks that it has not moved since.
     env = dict(os.environ, PWD=str(PROJECT))
-    files = {"stdin": subprocess.DEVNULL, "stdout": output, "stderr": output}
-    kid = subprocess.Popen(argv, cwd=PROJECT, env=env, start_new_session=True, **files)
+    kid = subprocess.Popen(
+        argv,
+        cwd=PROJECT,
+        env=env,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
+    )
     os.close(output)
 
     def ready():
@@ -456,10 +464,13 @@ def launched(found, port):
 def alive_group(pid):
     """Say whether process group pid has members: a killed master of ours (a
     session leader) leaves its workers in its group, serving for a moment."""
+    if not pid or proc(pid):
+        return False
     try:
-        return pid and not proc(pid) and os.killpg(pid, 0) is None
+        os.killpg(pid, 0)
     except OSError:
         return False
+    return True
 
 
 def new_masters(old):
@@ -479,8 +490,8 @@ def proc(pid):
     try:
         status = Path(f"/proc/{int(pid)}/status").read_text()
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        uid = re.search(r"^Uid:\s+\d+\s+(\d+)", status, re.M)[1]
-        if uid != str(os.geteuid()) or fields[0] in "ZX":
+        uid = re.search(r"^Uid:\s+\d+\s+(\d+)", status, re.M)
+        if not uid or uid[1] != str(os.geteuid()) or fields[0] in "ZX":
             return None
         # Ages, not times: the boot clock goes on when the wall clock is set.
         age = time.clock_gettime(time.CLOCK_BOOTTIME)
@@ -575,8 +586,11 @@ def lock(values):
         fd = os.open(RUN / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
 
     def taken():
-        with contextlib.suppress(BlockingIOError):
-            return fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB) or True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
     try:
         wait = values["START_TIMEOUT"] + values["GRACEFUL_TIMEOUT"] + 10
@@ -599,7 +613,7 @@ def writing(path):
             errno.ELOOP: "it is a link: remove it",
         }
         raise Failure(
-            f"cannot write {path}: {causes.get(error.errno, error.strerror)}"
+            f"cannot write {path}: {causes.get(error.errno or 0) or error.strerror}"
         ) from None
 
 

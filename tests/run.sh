@@ -1,7 +1,8 @@
 #!/bin/sh
 # Set up and run every check: install requirements-dev.txt into the active
-# virtual environment (or into venv/, made if missing), then ruff, shellcheck on
-# every *.sh, and pytest. Arguments go to pytest, e.g. sh tests/run.sh -k config
+# virtual environment (or into venv/, made if missing), then run ruff, mypy,
+# ShellCheck on every *.sh, and pytest. Arguments go to pytest, e.g.
+# sh tests/run.sh -k config
 set -eu
 cd -- "$(dirname -- "$0")/.."
 
@@ -28,6 +29,7 @@ fi
 
 "$bin/ruff" check .
 "$bin/ruff" format --check .
+"$bin/mypy"  # what it checks, and how strictly: pyproject.toml
 git ls-files -z '*.sh' .ci/run | xargs -0 "$bin/shellcheck"
 # Four test files at a time (pytest-xdist; each file in one process, for its
 # shared fixtures): the lifecycle tests mostly wait on gunicorn and podman.

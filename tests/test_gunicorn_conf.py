@@ -212,11 +212,12 @@ def test_a_hup_after_run_and_logs_were_removed_keeps_the_server(started):
 def test_a_blueprint_that_does_not_compile_fails_the_start_in_one_line(site):
     with open(site.path / "app" / "health.py", "a") as health:
         health.write("\n\ndef broken(:\n")
+    line = len((PROJECT / "app" / "health.py").read_text().splitlines()) + 3
     result = site.run("start.sh")
     assert result.returncode == 1
     assert result.stderr == (
         "error: start failed: gunicorn exited (1): SyntaxError: invalid syntax "
-        f"(app/health.py, line 145) (logs/app-{site.port}.log)\n"
+        f"(app/health.py, line {line}) (logs/app-{site.port}.log)\n"
     )
     assert site.servers() == []
     assert not site.pidfile().exists()

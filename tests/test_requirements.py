@@ -1,9 +1,11 @@
-"""The locks: compiled from the .in files, every distribution pinned and hashed."""
+"""The locks: uv.lock from pyproject.toml, requirements.txt and
+requirements-dev.txt exported from it, every distribution pinned and hashed."""
 
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,10 +36,12 @@ def test_every_distribution_is_pinned_with_its_hashes():
 
 
 def test_the_direct_dependencies_are_flask_gunicorn_and_dotenv_only():
-    lines = (PROJECT / "requirements.in").read_text().splitlines()
-    direct = [line.split("~=")[0] for line in lines if line and line[0] != "#"]
+    text = (PROJECT / "pyproject.toml").read_text()  # no tomllib on 3.10
+    listed = re.search(r"^dependencies = \[(.*)\]$", text, re.M)[1]
+    direct = [re.split(r"[~=<>]", each)[0] for each in re.findall(r'"(.*?)"', listed)]
     assert direct == ["flask", "gunicorn", "python-dotenv"]
     assert set(direct) <= set(pins(PROJECT / "requirements.txt"))
+    assert 'requires-python = ">=3.10"' in text
 
 
 def test_the_dev_lock_holds_the_runtime_lock_unchanged():
@@ -46,14 +50,30 @@ def test_the_dev_lock_holds_the_runtime_lock_unchanged():
     assert {name: dev.get(name) for name in runtime} == runtime
 
 
-def test_each_lock_pins_every_package_of_its_in_file():
-    for name in ("requirements", "requirements-dev"):
-        lines = (PROJECT / f"{name}.in").read_text().splitlines()
-        direct = {re.split(r"[~=<>]", line)[0] for line in lines if line[:1].isalpha()}
-        missing = direct - set(pins(PROJECT / f"{name}.txt"))
-        assert not missing, (
-            f"{name}.txt lacks {missing}: compile it (README: Dependencies)"
-        )
+UV = [str(Path(sys.executable).with_name("uv")), "--offline", "--quiet"]
+EXPORTS = {
+    "requirements.txt": ["--no-dev"],
+    "requirements-dev.txt": ["--all-groups"],
+}
+
+
+def test_uv_lock_agrees_with_pyproject():
+    check = subprocess.run(
+        [*UV, "lock", "--check"], cwd=PROJECT, capture_output=True, text=True
+    )
+    assert check.returncode == 0, "uv.lock is not pyproject.toml's: sh tests/lock.sh"
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_the_requirements_files_are_exported_from_uv_lock(name):
+    export = [*UV, "export", "--frozen", "--no-emit-project", "--no-header"]
+    result = subprocess.run(
+        [*export, *EXPORTS[name]], cwd=PROJECT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    # The file's first two lines: the command that wrote it.
+    body = (PROJECT / name).read_text().split("\n", 2)[2]
+    assert body == result.stdout, f"{name} is not uv.lock's: sh tests/lock.sh"
 
 
 def test_conda_takes_conda_forge_only():

@@ -72,9 +72,9 @@ def test_the_checkers_catch_a_misspelt_key_and_an_unpinned_action(tmp_path):
     assert zizmor(tmp_path / ".github").returncode != 0
 
 
-def test_it_runs_the_readme_test_command_on_python_3_10_to_3_13(workflow):
+def test_it_runs_the_readme_test_command_on_python_3_10_to_3_14(workflow):
     matrix = workflow["jobs"]["test"]["strategy"]["matrix"]
-    assert matrix["python"] == ["3.10", "3.11", "3.12", "3.13"]
+    assert matrix["python"] == ["3.10", "3.11", "3.12", "3.13", "3.14"]
     runs = [step.get("run", "") for step in workflow["jobs"]["test"]["steps"]]
     assert "sh tests/run.sh" in runs
     assert "sh tests/run.sh" in (PROJECT / "README.md").read_text()
@@ -83,7 +83,8 @@ def test_it_runs_the_readme_test_command_on_python_3_10_to_3_13(workflow):
 def test_the_root_tests_run_once_as_root(workflow):
     runs = " ".join(step.get("run", "") for step in workflow["jobs"]["deploy"]["steps"])
     assert "sudo" in runs
-    for name in ("test_systemd.py", "test_container.py", "test_offline_install.py"):
+    names = ["test_systemd.py", "test_container.py", "test_compose.py"]
+    for name in [*names, "test_offline_install.py"]:
         assert f"tests/{name}" in runs
 
 
@@ -117,7 +118,8 @@ def test_the_locks_are_audited(workflow):
 
 def test_dependabot_updates_the_locks_and_the_actions_weekly():
     updates = yaml.safe_load(DEPENDABOT.read_text())["updates"]
-    assert {u["package-ecosystem"] for u in updates} == {"pip", "github-actions"}
+    # uv: it updates uv.lock, which test_requirements.py holds the exports to.
+    assert {u["package-ecosystem"] for u in updates} == {"uv", "github-actions"}
     for update in updates:
         assert update["schedule"]["interval"] == "weekly"
         assert update["groups"]
