@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import PROJECT
 
+PYPROJECT = PROJECT / "pyproject.toml"
 PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;\\]+)(.*?)\\?$")
 
 
@@ -36,7 +37,7 @@ def test_every_distribution_is_pinned_with_its_hashes():
 
 
 def test_the_direct_dependencies_are_flask_gunicorn_and_dotenv_only():
-    text = (PROJECT / "pyproject.toml").read_text()  # no tomllib on 3.10
+    text = PYPROJECT.read_text()  # no tomllib on 3.10
     listed = re.search(r"^dependencies = \[(.*)\]$", text, re.M)[1]
     direct = [re.split(r"[~=<>]", each)[0] for each in re.findall(r'"(.*?)"', listed)]
     assert direct == ["flask", "gunicorn", "python-dotenv"]
@@ -105,8 +106,14 @@ def test_run_sh_names_a_missing_tool_in_one_line_when_the_index_is_out_of_reach(
         timeout=120,
     )
     assert result.returncode == 1
+    # The first package pip lacks is one a tool needs: the tool is named.
+    assert result.stdout.startswith("installing the tools of requirements-dev.txt")
+    named = re.match(r"error: (\S+) \(it needs \S+==\S+\) of", result.stderr)
+    tools = re.search(r"(?s)^dev = \[(.*?)\]", PYPROJECT.read_text(), re.M)[1]
+    assert named and f'"{named[1]}"' in tools, result.stderr
     assert re.fullmatch(
-        r"error: \S+==\S+ of requirements-dev.txt is not installed and the "
+        r"error: \S+ \(it needs \S+==\S+\) of requirements-dev.txt "
+        r"is not installed and the "
         r"package index cannot be reached: connect, or install from wheels "
         r"\(README: Offline environments\)\n",
         result.stderr,
