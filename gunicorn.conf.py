@@ -130,7 +130,7 @@ wsgi_app = "wsgi:app"
 bind = f"[{values['HOST']}]" if ":" in values["HOST"] else values["HOST"]
 bind += f":{values['PORT']}"
 # gthread, 2 workers x 4 threads: with 2 x 2, the fastest simple setup on 2
-# cores (README, "Performance"). Threads keep connections alive and are not held
+# cores (docs/performance.md). Threads keep connections alive and are not held
 # by one slow client as sync workers are. About 1 worker per core
 # (WEB_CONCURRENCY); more threads for apps that wait on databases or HTTP calls.
 worker_class = "gthread"
@@ -161,9 +161,10 @@ os.umask(0o027)
 run = os.environ.get("RUNTIME_DIRECTORY", f"{PROJECT}/run")
 os.environ["DRAIN_FILE"] = f"{run}/app-{values['PORT']}.drain"
 
-# Metrics by statsd, gunicorn's own (README, "Metrics"): off unless STATSD_HOST
-# is set. Named after the app as the app reads its name (FLASK_APP_NAME from
-# the environment or .env, else the folder's), in the characters statsd allows.
+# Metrics by statsd, gunicorn's own (docs/operations.md, "Metrics"): off
+# unless STATSD_HOST is set. Named after the app as the app reads its name
+# (FLASK_APP_NAME from the environment or .env, else the folder's), in the
+# characters statsd allows.
 statsd = values["STATSD_HOST"]
 statsd_host = f"[{statsd}]" if ":" in statsd else statsd
 statsd_host = f"{statsd_host}:{values['STATSD_PORT']}" if statsd else None

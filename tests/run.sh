@@ -34,7 +34,7 @@ if ! missing=$("$bin/python" -m pip install --no-index -r requirements-dev.txt 2
         [ "$tool" = "${missing%%==*}" ] || missing="$tool (it needs $missing)"
         case "$out" in
         *Retrying*) printf 'error: %s of requirements-dev.txt is not installed and the package index cannot be reached: %s\n' \
-            "${missing:-a tool}" "connect, or install from wheels (README: Offline environments)" >&2 ;;
+            "${missing:-a tool}" "connect, or install from wheels (docs/offline.md)" >&2 ;;
         *) printf '%s\n' "$out" >&2 ;;
         esac
         exit 1

@@ -115,6 +115,6 @@ def test_run_sh_names_a_missing_tool_in_one_line_when_the_index_is_out_of_reach(
         r"error: \S+ \(it needs \S+==\S+\) of requirements-dev.txt "
         r"is not installed and the "
         r"package index cannot be reached: connect, or install from wheels "
-        r"\(README: Offline environments\)\n",
+        r"\(docs/offline.md\)\n",
         result.stderr,
     ), result.stderr
