@@ -37,7 +37,8 @@ refuse_strangers() {
     found=$({
         find "$@" -maxdepth 0 ! -perm -1000 \( ! -user 0 -o -perm /022 \) -printf '%u %p\n'
         find -L "$PROJECT" \( -name .git -o -path "$ENV" \) -prune -o \( ! -user 0 -o -perm /022 \) -printf '%u %p\n'
-        find -L "$ENV" -maxdepth 4 \( ! -user 0 -o -perm /022 \) -printf '%u %p\n'
+        # uv's .lock is writable by all by design; nothing runs or imports it.
+        find -L "$ENV" -maxdepth 4 -path "$ENV/.lock" -prune -o \( ! -user 0 -o -perm /022 \) -printf '%u %p\n'
     } 2>/dev/null | head -n 1)
     [ -n "$found" ] || return 0
     owner=${found%% *}

@@ -1,5 +1,6 @@
-"""The README's offline install, done for real: download the lock into a folder,
-install from that folder alone into a fresh venv, start the app, ping, stop.
+"""docs/offline.md's offline install, done for real: download the lock into a
+folder, install from that folder alone into a fresh venv, start the app, ping,
+stop; and uv sync, as docs/development.md gives it.
 
 It needs the package index, so it runs only with ONLINE_CHECKS=1 (.ci/run sets it).
 """
@@ -8,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,5 +90,23 @@ def test_offline_install_from_downloaded_packages(project, tmp_path, free_port):
         assert result.returncode == 0, result.stderr
         assert site.get()[0] == 200
         assert site.run("stop.sh").returncode == 0
+    finally:
+        site.kill_all()
+
+
+def test_uv_sync_makes_a_venv_the_scripts_use(project, free_port):
+    # uv as the docs give it (docs/development.md, "Dependencies"): .venv/
+    # from uv.lock, which start.sh finds by itself.
+    uv = str(Path(sys.executable).with_name("uv"))
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["UV_PROJECT_ENVIRONMENT"] = str(project / ".venv")
+    run([uv, "sync", "--frozen", "--quiet", "--project", str(project)], env=env)
+    site = Site(project, env, free_port())
+    try:
+        result = site.run("start.sh")
+        assert result.returncode == 0, result.stderr
+        assert site.get()[0] == 200
+        argv = Path(f"/proc/{site.pid()}/cmdline").read_text().split("\0")
+        assert argv[1] == f"{project}/.venv/bin/gunicorn"
     finally:
         site.kill_all()

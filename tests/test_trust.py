@@ -9,6 +9,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -249,3 +250,17 @@ def test_root_ignores_a_runtime_directory_it_is_given(shared, tmp_path):
     result = shared.run("stop.sh", RUNTIME_DIRECTORY=str(elsewhere))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in elsewhere.iterdir()) == [f"app-{shared.port}.pid"]
+
+
+def test_root_accepts_uvs_lock_file_in_the_environment(shared):
+    # uv sync leaves .venv/.lock writable by all, by design: nothing runs it.
+    lock = Path(sys.prefix) / ".lock"
+    made = not lock.exists()
+    lock.touch()
+    mode = lock.stat().st_mode
+    lock.chmod(0o666)
+    try:
+        result = shared.run("status.sh")
+    finally:
+        lock.unlink() if made else lock.chmod(mode)
+    assert result.returncode == 3, result.stderr
