@@ -22,6 +22,8 @@ LINE = "%(asctime)s %(levelname)s [%(process)d] [%(request_id)s] %(name)s: %(mes
 # Control characters and line breaks (a request path with %0a would otherwise
 # start a forged line); repr() writes them escaped.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Terminal colours (the development server's) are dropped: they forge nothing.
+COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def init_logging():
@@ -37,7 +39,7 @@ def init_logging():
 
 def escaped(text):
     """Return text with its control characters and line breaks escaped."""
-    return CONTROL.sub(lambda match: repr(match[0])[1:-1], text)
+    return CONTROL.sub(lambda match: repr(match[0])[1:-1], COLOURS.sub("", text))
 
 
 def request_id(record):

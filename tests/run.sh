@@ -26,7 +26,10 @@ tool_of() {
 
 # Install the tools unless they all are already: that check needs no network.
 # With no way to the index, say in one line which tool is missing.
-if ! missing=$("$bin/python" -m pip install --no-index -r requirements-dev.txt 2>&1 >/dev/null); then
+# An environment with no pip is uv's: `uv run` has synced it from uv.lock.
+if ! "$bin/python" -c "import pip" 2>/dev/null; then
+    :
+elif ! missing=$("$bin/python" -m pip install --no-index -r requirements-dev.txt 2>&1 >/dev/null); then
     missing=$(printf '%s\n' "$missing" | sed -n 's/.*No matching distribution found for //p')
     echo "installing the tools of requirements-dev.txt into ${bin%/bin} (the first time: about 20 s)..."
     if ! out=$("$bin/python" -m pip install -q --retries 1 --timeout "${PIP_DEFAULT_TIMEOUT:-15}" -r requirements-dev.txt 2>&1); then

@@ -64,6 +64,12 @@ def test_control_characters_in_a_message_are_escaped():
     )
 
 
+def test_terminal_colours_are_dropped_not_escaped():
+    # flask run's warning and access lines come coloured; colours forge nothing.
+    line = Formatter().format(make_record("\x1b[31m\x1b[1mWARNING\x1b[0m: dev"))
+    assert line.endswith(" app: WARNING: dev")
+
+
 def test_no_character_of_a_message_can_break_its_line():
     """Every control character (C0, DEL, C1), and every character at which
     Python's str.splitlines breaks a line (\\x85, \\u2028, \\u2029)."""

@@ -101,6 +101,13 @@ def test_uv_sync_makes_a_venv_the_scripts_use(project, free_port):
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env["UV_PROJECT_ENVIRONMENT"] = str(project / ".venv")
     run([uv, "sync", "--frozen", "--quiet", "--project", str(project)], env=env)
+    # uv run: every check in that environment, with nothing to install (in a
+    # clone, as a user has: run.sh lists the shell files with git).
+    run(["git", "-C", str(project), "init", "-q"])
+    run(["git", "-C", str(project), "add", "-A"])
+    checks = [uv, "run", "--frozen", "--quiet", "--project", str(project)]
+    checks += ["sh", str(project / "tests" / "run.sh"), "-p", "no:cacheprovider"]
+    assert "passed" in run([*checks, "tests/test_health.py"], env=env)
     site = Site(project, env, free_port())
     try:
         result = site.run("start.sh")
