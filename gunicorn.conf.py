@@ -70,6 +70,11 @@ def checked(name, text):
     raise ValueError(f"use {EXAMPLES[name]}")
 
 
+def host_port(host, port):
+    """Return host:port, an IPv6 host in brackets, as gunicorn takes them."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def env_file():
     """Return the variables of the project's .env, {} when there is none."""
     if not (PROJECT / ".env").is_file():
@@ -127,8 +132,7 @@ in_force["values"] = values
 
 wsgi_app = "wsgi:app"
 # Always set: without it gunicorn binds 0.0.0.0:$PORT whenever PORT is set.
-bind = f"[{values['HOST']}]" if ":" in values["HOST"] else values["HOST"]
-bind += f":{values['PORT']}"
+bind = host_port(values["HOST"], values["PORT"])
 # gthread, 2 workers x 4 threads: with 2 x 2, the fastest simple setup on 2
 # cores (docs/performance.md). Threads keep connections alive and are not held
 # by one slow client as sync workers are. About 1 worker per core
@@ -165,13 +169,11 @@ os.environ["DRAIN_FILE"] = f"{run}/app-{values['PORT']}.drain"
 # unless STATSD_HOST is set. Named after the app as the app reads its name
 # (FLASK_APP_NAME from the environment or .env, else the folder's), in the
 # characters statsd allows.
-statsd = values["STATSD_HOST"]
-statsd_host = f"[{statsd}]" if ":" in statsd else statsd
-statsd_host = f"{statsd_host}:{values['STATSD_PORT']}" if statsd else None
-try:
-    name = os.environ.get("FLASK_APP_NAME") or env_file().get("FLASK_APP_NAME")
-except (OSError, UnicodeDecodeError):  # read() has said why
-    name = None
+statsd, statsd_host, name = values["STATSD_HOST"], None, None
+if statsd:  # .env is read again only then
+    statsd_host = host_port(statsd, values["STATSD_PORT"])
+    with contextlib.suppress(OSError, UnicodeDecodeError):  # read() has said why
+        name = os.environ.get("FLASK_APP_NAME") or env_file().get("FLASK_APP_NAME")
 statsd_prefix = re.sub(r"[^A-Za-z0-9_-]", "_", name or PROJECT.name)
 
 # One format for the app's lines and gunicorn's, defined in app/log.py: named

@@ -85,7 +85,7 @@ def start(check, timeout):
         if check.run is None or check.run.done.is_set():
             check.run = types.SimpleNamespace(done=threading.Event(), ok=False)
             check.run.error, check.run.finished = None, math.inf
-            check.run.deadline = time.monotonic() + timeout
+            check.run.timeout, check.run.deadline = timeout, time.monotonic() + timeout
             job = (check.app, check.function, check.run)
             threading.Thread(target=call, args=job, daemon=True).start()
         return check.run
@@ -124,16 +124,16 @@ def ready():
     failing = []
     for name, run in runs.items():
         run.done.wait(max(0, run.deadline - time.monotonic()))
-        if run.finished > run.deadline:
-            timeout = checks[name].timeout or default
+        late = run.finished > run.deadline
+        if late:
             current_app.logger.warning(
-                "readiness check %s gave no answer within %s s", name, timeout
+                "readiness check %s gave no answer within %s s", name, run.timeout
             )
         elif run.error:
             current_app.logger.error(
                 "readiness check %s failed", name, exc_info=run.error
             )
-        if run.finished > run.deadline or not run.ok:
+        if late or not run.ok:
             failing.append(name)
     if failing:
         return {"status": "unavailable", "failing": failing}, 503

@@ -678,8 +678,7 @@ def wait_until(check, timeout, what):
 
 def url(values):
     """The URL the server listens at."""
-    host = f"[{values['HOST']}]" if ":" in values["HOST"] else values["HOST"]
-    return f"http://{host}:{values['PORT']}"
+    return f"http://{CONF['host_port'](values['HOST'], values['PORT'])}"
 
 
 def probe(values, timeout=1.0):
