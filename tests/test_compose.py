@@ -13,18 +13,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import nspawn
 from tests.conftest import PROJECT
-from tests.test_container import base_image, build_context, podman, use_podman
+from tests.test_container import (
+    NEEDS_PODMAN,
+    base_image,
+    build_context,
+    get_inside,
+    podman,
+    podman_configured,
+)
 
 COMPOSE = [str(Path(sys.executable).with_name("podman-compose"))]
-pytestmark = [
-    pytest.mark.lifecycle,
-    pytest.mark.skipif(
-        bool(nspawn.missing()) or not shutil.which("podman"),
-        reason=nspawn.missing() or "podman is not installed (apt-get install podman)",
-    ),
-]
+pytestmark = [pytest.mark.lifecycle, NEEDS_PODMAN]
 # Longer than the 10 s compose gives a container to stop by default.
 SLOW_ROUTE = """
 import time
@@ -42,7 +42,13 @@ KEY = "a key from .env, with spaces"
 def composed(tmp_path_factory):
     """The project's compose.yaml, as a test may run it: no network (so no
     published port) and the local base image; return (folder, project name)."""
-    kept = use_podman(tmp_path_factory)
+    with podman_configured(tmp_path_factory):
+        yield from composed_project(tmp_path_factory)
+
+
+def composed_project(tmp_path_factory):
+    """Write the test's compose file; yield (folder, project name), and take
+    the project down after."""
     context = build_context(tmp_path_factory.mktemp("compose"), SLOW_ROUTE)
     # .env holds the key, and settings for start.sh that must stay out.
     (context / ".env").write_text(f'FLASK_SECRET_KEY="{KEY}"\nPORT=5000\n')
@@ -56,9 +62,6 @@ def composed(tmp_path_factory):
     yield context, name
     compose(context, name, "down", check=False)
     podman("rmi", "-f", service["image"], check=False)
-    os.environ.pop("CONTAINERS_CONF")
-    if kept is not None:
-        os.environ["CONTAINERS_CONF"] = kept
 
 
 def compose(folder, name, *args, check=True):
@@ -77,27 +80,11 @@ def compose(folder, name, *args, check=True):
     return result
 
 
-def ask(container, path, timeout):
-    """GET path inside the container, retrying while the server comes up."""
-    code = f"""
-import time, urllib.request
-for _ in range(100):
-    try:
-        url = "http://127.0.0.1:8000{path}"
-        answer = urllib.request.urlopen(url, timeout={timeout})
-        print(answer.read().decode())
-        break
-    except OSError:
-        time.sleep(0.1)
-"""
-    return ["podman", "exec", container, "python3", "-c", code]
-
-
 def test_up_healthy_graceful_stop_down(composed):
     folder, name = composed
     compose(folder, name, "up", "-d", "--build")
     container = f"{name}_app_1"
-    answer = subprocess.run(ask(container, "/health/ping", 5), capture_output=True)
+    answer = subprocess.run(get_inside(container, timeout=5), capture_output=True)
     assert json.loads(answer.stdout) == {"app": "myapp", "status": "ok"}
     check = subprocess.run(["podman", "healthcheck", "run", container], timeout=60)
     assert check.returncode == 0
@@ -107,7 +94,7 @@ def test_up_healthy_graceful_stop_down(composed):
     assert env["FLASK_SECRET_KEY"] == KEY  # quotes of .env undone
     assert (env["PORT"], env["LOG_FORMAT"]) == ("8000", "json")
 
-    slow = subprocess.Popen(ask(container, "/slow", 30), stdout=subprocess.PIPE)
+    slow = subprocess.Popen(get_inside(container, "/slow", 30), stdout=subprocess.PIPE)
     time.sleep(1)
     began = time.monotonic()
     compose(folder, name, "stop")

@@ -2,6 +2,7 @@
 image made from the Debian root of tests/nspawn.py, the wheels of the README's
 offline route, an unprivileged user and a read-only root."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,13 +16,12 @@ from tests import nspawn
 from tests.conftest import PROJECT, copy_project
 from tests.test_kubernetes import render_manifests
 
-pytestmark = [
-    pytest.mark.lifecycle,
-    pytest.mark.skipif(
-        bool(nspawn.missing()) or not shutil.which("podman"),
-        reason=nspawn.missing() or "podman is not installed (apt-get install podman)",
-    ),
-]
+# What the podman tests (here and in test_compose.py) need.
+NEEDS_PODMAN = pytest.mark.skipif(
+    bool(nspawn.missing()) or not shutil.which("podman"),
+    reason=nspawn.missing() or "podman is not installed (apt-get install podman)",
+)
+pytestmark = [pytest.mark.lifecycle, NEEDS_PODMAN]
 SLOW_ROUTE = """
 import time
 
@@ -52,7 +52,12 @@ def podman(*args, check=True, timeout=300):
 @pytest.fixture(scope="module")
 def image(tmp_path_factory):
     """The app's image, built offline from a copy of the project."""
-    kept = use_podman(tmp_path_factory)
+    with podman_configured(tmp_path_factory):
+        yield from built_image(tmp_path_factory)
+
+
+def built_image(tmp_path_factory):
+    """Build the image; yield its tag, and remove it after."""
     base = base_image()
     context = build_context(tmp_path_factory.mktemp("context"), SLOW_ROUTE)
     # What must stay out of the image.
@@ -79,19 +84,22 @@ def image(tmp_path_factory):
     )
     yield tag
     podman("rmi", "-f", tag, check=False)
-    os.environ.pop("CONTAINERS_CONF")
-    if kept is not None:
-        os.environ["CONTAINERS_CONF"] = kept
 
 
-def use_podman(tmp_path_factory):
-    """Point podman at a configuration it can run with here; return the
-    CONTAINERS_CONF this replaces, for the caller to restore."""
+@contextlib.contextmanager
+def podman_configured(tmp_path_factory):
+    """Point podman at a configuration it can run with here, for the time of
+    the with block."""
     conf = tmp_path_factory.mktemp("podman") / "containers.conf"
     conf.write_text(CONTAINERS_CONF)
     kept = os.environ.get("CONTAINERS_CONF")
     os.environ["CONTAINERS_CONF"] = str(conf)
-    return kept
+    try:
+        yield
+    finally:
+        os.environ.pop("CONTAINERS_CONF")
+        if kept is not None:
+            os.environ["CONTAINERS_CONF"] = kept
 
 
 def base_image():
@@ -137,20 +145,26 @@ def container(image):
     podman("rm", "-f", name, check=False)
 
 
-def fetch(container, path="/health/ping"):
-    """GET path inside the container (it has no network), waiting up to 10 s
-    for the server to come up; return the body."""
+def get_inside(container, path="/health/ping", timeout=10):
+    """The command that GETs path inside the container (it has no network),
+    retrying for 10 s while the server comes up, and prints the body."""
     code = f"""
 import time, urllib.request
 for _ in range(100):
     try:
-        answer = urllib.request.urlopen("http://127.0.0.1:8000{path}", timeout=10)
+        url = "http://127.0.0.1:8000{path}"
+        answer = urllib.request.urlopen(url, timeout={timeout})
         print(answer.read().decode())
         break
     except OSError:
         time.sleep(0.1)
 """
-    return podman("exec", container, "python3", "-c", code)
+    return ["podman", "exec", container, "python3", "-c", code]
+
+
+def fetch(container, path="/health/ping"):
+    """GET path inside the container; return the body."""
+    return podman(*get_inside(container, path)[1:])
 
 
 def test_the_image_serves_as_an_unprivileged_user(container):
@@ -175,17 +189,7 @@ def test_the_code_is_compiled_in_the_image(container):
 def test_stop_lets_the_request_in_flight_finish(container):
     assert fetch(container)  # up
     slow = subprocess.Popen(
-        [
-            "podman",
-            "exec",
-            container,
-            "python3",
-            "-c",
-            "import urllib.request; print(urllib.request.urlopen("
-            "'http://127.0.0.1:8000/slow', timeout=20).read().decode())",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+        get_inside(container, "/slow", timeout=20), stdout=subprocess.PIPE, text=True
     )
     time.sleep(0.5)
     podman("stop", "-t", "40", container)
